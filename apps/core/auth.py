@@ -1,0 +1,50 @@
+"""Bearer API keys: each request acts for exactly one project."""
+
+from __future__ import annotations
+
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+
+from apps.core.errors import AuthenticationError
+from apps.core.models import ApiKey, hash_api_key
+
+MISSING_KEY_MESSAGE = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header "
+    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+)
+
+
+def _redact(raw: str) -> str:
+    if len(raw) <= 8:
+        return "*" * len(raw)
+    return raw[:3] + "*" * 10 + raw[-4:]
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        scheme, _, raw_key = header.partition(" ")
+        raw_key = raw_key.strip()
+        if scheme.lower() != "bearer" or not raw_key:
+            raise AuthenticationError(MISSING_KEY_MESSAGE)
+        api_key = (
+            ApiKey.objects.select_related("project")
+            .filter(key_hash=hash_api_key(raw_key), revoked=False)
+            .first()
+        )
+        if api_key is None:
+            raise AuthenticationError(
+                f"Incorrect API key provided: {_redact(raw_key)}. "
+                "You can find your API key in the server's DATA_DIR/dev-api-key or create one with "
+                "`manage.py create_api_key`.",
+                code="invalid_api_key",
+            )
+        return (None, api_key)
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'
+
+
+class HasProject(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.auth, ApiKey)

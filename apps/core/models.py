@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+
+from django.db import models
+
+from apps.core.ids import new_id
+
+_clock_lock = threading.Lock()
+_last_ns = 0
+
+
+def monotonic_ns() -> int:
+    """Wall-clock nanoseconds, strictly increasing within a process, so objects created in one
+    request (a thread's initial messages) keep their order in lists."""
+    global _last_ns
+    with _clock_lock:
+        _last_ns = max(_last_ns + 1, time.time_ns())
+        return _last_ns
+
+
+def unix_now() -> int:
+    return int(time.time())
+
+
+class Project(models.Model):
+    id = models.CharField(primary_key=True, max_length=40, editable=False)
+    name = models.CharField(max_length=256, unique=True)
+    created_at = models.IntegerField(default=unix_now)
+
+    def save(self, *args, **kwargs):
+        if not self.id:
+            self.id = new_id("project")
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def hash_api_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class ApiKey(models.Model):
+    """A project's API key; only its SHA-256 is stored, the key itself is shown once."""
+
+    id = models.CharField(primary_key=True, max_length=40, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=256, blank=True, default="")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    redacted = models.CharField(max_length=32, editable=False)
+    created_at = models.IntegerField(default=unix_now)
+    revoked = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"{self.redacted} ({self.project})"
+
+    @classmethod
+    def issue(cls, project: Project, name: str = "") -> tuple[ApiKey, str]:
+        raw = "sk-" + secrets.token_urlsafe(36)
+        key = cls.objects.create(
+            id=new_id("api_key"),
+            project=project,
+            name=name,
+            key_hash=hash_api_key(raw),
+            redacted=raw[:6] + "***" + raw[-4:],
+        )
+        return key, raw
+
+
+class ProjectScoped(models.Model):
+    """Fields every stored API object shares: public id, owner, creation time, metadata."""
+
+    id = models.CharField(primary_key=True, max_length=64, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    created_ns = models.BigIntegerField(default=monotonic_ns, editable=False)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    id_kind: str = ""
+
+    class Meta:
+        abstract = True
+        indexes = []
+
+    @property
+    def created_at(self) -> int:
+        return self.created_ns // 1_000_000_000
+
+    def save(self, *args, **kwargs):
+        if not self.id:
+            self.id = new_id(self.id_kind)
+        super().save(*args, **kwargs)

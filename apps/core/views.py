@@ -1,0 +1,62 @@
+"""The base API view every endpoint uses, and the health endpoints."""
+
+from __future__ import annotations
+
+from django.http import JsonResponse
+from rest_framework.views import APIView
+
+from apps.core.errors import InvalidRequestError
+from apps.core.models import Project
+
+BETA_MISSING = (
+    "You must provide the 'OpenAI-Beta' header to access the Assistants API. Please try again by "
+    "setting the header 'OpenAI-Beta: assistants=v2'."
+)
+BETA_V1 = (
+    "The v1 Assistants API has been deprecated. Please try again by setting the header "
+    "'OpenAI-Beta: assistants=v2'. See the migration guide for more information: "
+    "https://platform.openai.com/docs/assistants/migration."
+)
+
+
+def check_beta_header(value: str | None) -> None:
+    features = {part.strip() for part in (value or "").split(",")}
+    if "assistants=v2" in features:
+        return
+    if "assistants=v1" in features:
+        raise InvalidRequestError(BETA_V1, code="invalid_beta")
+    raise InvalidRequestError(BETA_MISSING, code="invalid_beta")
+
+
+class ApiView(APIView):
+    """Authenticated, project-scoped endpoint. `requires_beta` marks the /assistants and
+    /threads families, which demand `OpenAI-Beta: assistants=v2`."""
+
+    requires_beta = False
+
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        if self.requires_beta:
+            check_beta_header(request.headers.get("OpenAI-Beta"))
+
+    @property
+    def project(self) -> Project:
+        return self.request.auth.project
+
+    def body(self) -> object:
+        """The parsed JSON body; an absent body is an empty object."""
+        data = self.request.data
+        return {} if data is None else data
+
+
+def healthz(request) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request) -> JsonResponse:
+    from apps.core.readiness import check_readiness
+
+    checks = check_readiness()
+    ready = all(item["ok"] for item in checks.values() if item.get("required", True))
+    return JsonResponse({"ready": ready, "checks": checks}, status=200 if ready else 503)
+

@@ -1,0 +1,112 @@
+"""Files: store uploads, resolve references, delete everywhere they are used."""
+
+from __future__ import annotations
+
+import mimetypes
+import time
+from collections.abc import Iterable
+
+from django.core.files import File as DjangoFile
+from django.db import transaction
+
+from apps.core.errors import InvalidRequestError, not_found
+from apps.core.models import Project
+from apps.core.openapi import validate_request
+from apps.files.models import File
+
+UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+
+
+def get_file(project: Project, file_id: str) -> File:
+    file = File.objects.filter(project=project, pk=file_id).first()
+    if file is None:
+        raise not_found("file", file_id)
+    return file
+
+
+def require_files(project: Project, file_ids: Iterable[str], param: str) -> None:
+    """Referenced files must exist in the caller's project."""
+    wanted = list(dict.fromkeys(file_ids))
+    found = set(File.objects.filter(project=project, pk__in=wanted).values_list("pk", flat=True))
+    for index, file_id in enumerate(wanted):
+        if file_id not in found:
+            raise InvalidRequestError(
+                f"Invalid '{param}[{index}]': no file found with id '{file_id}'.",
+                param=f"{param}[{index}]",
+            )
+
+
+def _form_to_request(form) -> dict:
+    """Rebuild the multipart form as the JSON-shaped CreateFileRequest the spec validates;
+    the SDK spells nested fields with brackets (expires_after[anchor])."""
+    request: dict = {}
+    for key in form:
+        value = form.get(key)
+        if key.startswith("expires_after[") and key.endswith("]"):
+            inner = key[len("expires_after["):-1]
+            if inner == "seconds" and isinstance(value, str) and value.lstrip("-").isdigit():
+                value = int(value)
+            request.setdefault("expires_after", {})[inner] = value
+        else:
+            request[key] = value
+    return request
+
+
+def create_file(project: Project, form, uploaded) -> File:
+    request = _form_to_request(form)
+    if uploaded is None:
+        raise InvalidRequestError("Missing required parameter: 'file'.", param="file",
+                                  code="missing_required_parameter")
+    request["file"] = "<binary>"
+    validate_request("CreateFileRequest", request)
+    expires_after = request.get("expires_after")
+    created = File(
+        project=project,
+        filename=uploaded.name or "upload",
+        purpose=request["purpose"],
+        bytes=uploaded.size,
+        mime_type=uploaded.content_type
+        or mimetypes.guess_type(uploaded.name or "")[0]
+        or "application/octet-stream",
+    )
+    if expires_after:
+        created.expires_at = int(time.time()) + int(expires_after["seconds"])
+    created.save()
+    created.content.save(f"{project.pk}/{created.pk}", DjangoFile(uploaded), save=False)
+    File.objects.filter(pk=created.pk).update(content=created.content.name)
+    return created
+
+
+def create_output_file(project: Project, filename: str, data: bytes, mime_type: str) -> File:
+    """A file produced by a tool (Code Interpreter), purpose `assistants_output`."""
+    from django.core.files.base import ContentFile
+
+    created = File(project=project, filename=filename, purpose="assistants_output",
+                   bytes=len(data), mime_type=mime_type)
+    created.save()
+    created.content.save(f"{project.pk}/{created.pk}", ContentFile(data), save=False)
+    File.objects.filter(pk=created.pk).update(content=created.content.name)
+    return created
+
+
+def delete_file(project: Project, file_id: str) -> str:
+    from apps.assistants.services import forget_file as forget_in_assistants
+    from apps.threads.services import forget_file as forget_in_threads
+
+    file = get_file(project, file_id)
+    with transaction.atomic():
+        forget_in_assistants(project, file.pk)
+        forget_in_threads(project, file.pk)
+        storage_name = file.content.name
+        storage = file.content.storage
+        file.delete()
+        if storage_name:
+            transaction.on_commit(lambda: storage.delete(storage_name))
+    return file_id
+
+
+def list_files(project: Project, purpose: str | None):
+    queryset = File.objects.filter(project=project)
+    if purpose:
+        queryset = queryset.filter(purpose=purpose)
+    return queryset

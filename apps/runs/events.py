@@ -1,0 +1,54 @@
+"""Run events travel worker/web → a capped Redis stream per run → the SSE relay. Replaying a
+stream from its start means a client that subscribes late still sees every event."""
+
+from __future__ import annotations
+
+import json
+
+from apps.core.redis_client import get_redis
+
+STREAM_MAXLEN = 20_000
+STREAM_TTL_SECONDS = 3600
+DONE = "done"
+
+
+def stream_key(run_id: str) -> str:
+    return f"run:{run_id}:events"
+
+
+def cancel_key(run_id: str) -> str:
+    return f"run:{run_id}:cancel"
+
+
+def publish(run_id: str, event: str, data: dict | str, *, pipeline=None) -> None:
+    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    target = pipeline if pipeline is not None else get_redis().pipeline(transaction=False)
+    target.xadd(stream_key(run_id), {"event": event, "data": payload},
+                maxlen=STREAM_MAXLEN, approximate=True)
+    target.expire(stream_key(run_id), STREAM_TTL_SECONDS)
+    if pipeline is None:
+        target.execute()
+
+
+def publish_many(run_id: str, events: list[tuple[str, dict | str]]) -> None:
+    pipeline = get_redis().pipeline(transaction=False)
+    for event, data in events:
+        publish(run_id, event, data, pipeline=pipeline)
+    pipeline.execute()
+
+
+def publish_done(run_id: str) -> None:
+    publish(run_id, DONE, "[DONE]")
+
+
+def last_event_id(run_id: str) -> str:
+    entries = get_redis().xrevrange(stream_key(run_id), count=1)
+    return entries[0][0].decode() if entries else "0-0"
+
+
+def request_cancel(run_id: str) -> None:
+    get_redis().set(cancel_key(run_id), "1", ex=STREAM_TTL_SECONDS)
+
+
+def cancel_requested(run_id: str) -> bool:
+    return bool(get_redis().exists(cancel_key(run_id)))

@@ -1,0 +1,110 @@
+from django.db import models
+from django.db.models import Q
+
+from apps.core.models import ProjectScoped
+from apps.threads.models import Thread
+
+ACTIVE_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
+TERMINAL_STATUSES = ("cancelled", "failed", "completed", "incomplete", "expired")
+
+
+class Run(ProjectScoped):
+    id_kind = "run"
+
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="runs")
+    assistant_id = models.CharField(max_length=64)
+    status = models.CharField(max_length=20, default="queued", db_index=True)
+    required_action = models.JSONField(null=True, blank=True)
+    last_error = models.JSONField(null=True, blank=True)
+    incomplete_details = models.JSONField(null=True, blank=True)
+    expires_at = models.IntegerField(null=True, blank=True)
+    started_at = models.IntegerField(null=True, blank=True)
+    cancelled_at = models.IntegerField(null=True, blank=True)
+    failed_at = models.IntegerField(null=True, blank=True)
+    completed_at = models.IntegerField(null=True, blank=True)
+
+    # The assistant's configuration with the run's overrides, frozen at creation.
+    model = models.CharField(max_length=256)
+    instructions = models.TextField(default="", blank=True)
+    tools = models.JSONField(default=list, blank=True)
+    tool_resources = models.JSONField(default=dict, blank=True)
+    temperature = models.FloatField(null=True, blank=True)
+    top_p = models.FloatField(null=True, blank=True)
+    max_prompt_tokens = models.IntegerField(null=True, blank=True)
+    max_completion_tokens = models.IntegerField(null=True, blank=True)
+    truncation_strategy = models.JSONField(default=dict)
+    tool_choice = models.JSONField(default="auto", null=True)
+    parallel_tool_calls = models.BooleanField(default=True)
+    response_format = models.JSONField(default="auto", null=True)
+    reasoning_effort = models.CharField(max_length=16, null=True, blank=True)
+    include = models.JSONField(default=list, blank=True)
+
+    prompt_tokens = models.IntegerField(default=0)
+    completion_tokens = models.IntegerField(default=0)
+    # Worker bookkeeping: how often it was (re)started, and when it last proved alive.
+    attempts = models.IntegerField(default=0)
+    heartbeat_at = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["thread", "created_ns"]),
+            models.Index(fields=["status", "expires_at"]),
+        ]
+        constraints = [
+            # One active run per thread, guaranteed by the database.
+            models.UniqueConstraint(
+                fields=["thread"],
+                condition=Q(status__in=ACTIVE_STATUSES),
+                name="one_active_run_per_thread",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+    @property
+    def usage(self) -> dict | None:
+        if self.status not in TERMINAL_STATUSES and self.status != "requires_action":
+            return None
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+
+class RunStep(ProjectScoped):
+    id_kind = "step"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    thread_id = models.CharField(max_length=64)
+    assistant_id = models.CharField(max_length=64)
+    type = models.CharField(max_length=20)
+    status = models.CharField(max_length=20, default="in_progress")
+    step_details = models.JSONField(default=dict)
+    last_error = models.JSONField(null=True, blank=True)
+    expired_at = models.IntegerField(null=True, blank=True)
+    cancelled_at = models.IntegerField(null=True, blank=True)
+    failed_at = models.IntegerField(null=True, blank=True)
+    completed_at = models.IntegerField(null=True, blank=True)
+    prompt_tokens = models.IntegerField(default=0)
+    completion_tokens = models.IntegerField(default=0)
+    # What the model itself sent and got back for hosted tool calls, by call id; kept apart
+    # from step_details, which is the public record.
+    tool_io = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "created_ns"])]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.type} ({self.status})"
+
+    @property
+    def usage(self) -> dict | None:
+        if self.status == "in_progress":
+            return None
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }

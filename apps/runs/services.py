@@ -1,0 +1,268 @@
+"""Runs: create (with the thread lock), read, modify, cancel, submit tool outputs."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from apps.assistants.models import Assistant
+from apps.assistants.services import get_assistant
+from apps.assistants.tool_resources import normalize_tool_resources
+from apps.core.errors import InvalidRequestError, not_found
+from apps.core.models import Project, unix_now
+from apps.core.openapi import validate_request
+from apps.runs import events, state
+from apps.runs.models import ACTIVE_STATUSES, Run, RunStep
+from apps.runs.serializers import FILE_SEARCH_CONTENT, render_run, render_step
+from apps.threads.models import Thread
+from apps.threads.serializers import render_thread
+from apps.threads.services import add_run_messages, create_thread, get_thread
+
+RUN_TASK = "workers.runs.tasks.execute_run"
+_OVERRIDABLE = ("model", "tools", "temperature", "top_p", "response_format", "reasoning_effort")
+
+
+def active_run_id(thread: Thread) -> str | None:
+    return (
+        Run.objects.filter(thread=thread, status__in=ACTIVE_STATUSES)
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def enqueue_run(run_id: str) -> None:
+    from assistants_project.celery import app
+
+    app.send_task(RUN_TASK, args=[run_id], queue="runs")
+
+
+def _validate_include(include: list[str]) -> list[str]:
+    for value in include:
+        if value != FILE_SEARCH_CONTENT:
+            raise InvalidRequestError(
+                f"Invalid value: '{value}'. Supported values are: '{FILE_SEARCH_CONTENT}'.",
+                param="include", code="invalid_value",
+            )
+    return list(include)
+
+
+def _merged_resources(*sources: dict | None) -> dict:
+    file_ids: list[str] = []
+    store_ids: list[str] = []
+    for source in sources:
+        source = source or {}
+        file_ids += (source.get("code_interpreter") or {}).get("file_ids") or []
+        store_ids += (source.get("file_search") or {}).get("vector_store_ids") or []
+    merged: dict = {}
+    if file_ids:
+        merged["code_interpreter"] = {"file_ids": list(dict.fromkeys(file_ids))}
+    if store_ids:
+        merged["file_search"] = {"vector_store_ids": list(dict.fromkeys(store_ids))}
+    return merged
+
+
+def _build_run(project: Project, thread: Thread, assistant: Assistant, body: dict,
+               include: list[str], run_resources: dict | None = None) -> Run:
+    instructions = body["instructions"] if body.get("instructions") is not None else (
+        assistant.instructions or "")
+    if body.get("additional_instructions"):
+        instructions = (instructions + "\n\n" if instructions else "") + body["additional_instructions"]
+    run = Run(
+        project=project,
+        thread=thread,
+        assistant_id=assistant.pk,
+        instructions=instructions,
+        metadata=body.get("metadata") or {},
+        max_prompt_tokens=body.get("max_prompt_tokens"),
+        max_completion_tokens=body.get("max_completion_tokens"),
+        truncation_strategy={"type": "auto", "last_messages": None,
+                             **(body.get("truncation_strategy") or {})},
+        tool_choice=body.get("tool_choice") or "auto",
+        parallel_tool_calls=body.get("parallel_tool_calls", True) is not False,
+        include=include,
+        tool_resources=_merged_resources(assistant.tool_resources, thread.tool_resources,
+                                         run_resources),
+        expires_at=unix_now() + settings.RUN_EXPIRY_SECONDS,
+    )
+    for field in _OVERRIDABLE:
+        value = body.get(field)
+        setattr(run, field, value if value is not None else getattr(assistant, field))
+    run.tools = run.tools or []
+    return run
+
+
+def _check_named_tool(run: Run) -> None:
+    choice = run.tool_choice
+    if not isinstance(choice, dict):
+        return
+    wanted = choice.get("type")
+    if wanted == "function":
+        name = (choice.get("function") or {}).get("name")
+        if not any(t.get("type") == "function" and t["function"]["name"] == name for t in run.tools):
+            raise InvalidRequestError(
+                f"Invalid 'tool_choice': the function '{name}' is not one of the run's tools.",
+                param="tool_choice",
+            )
+    elif not any(t.get("type") == wanted for t in run.tools):
+        raise InvalidRequestError(
+            f"Invalid 'tool_choice': the tool '{wanted}' is not one of the run's tools.",
+            param="tool_choice",
+        )
+
+
+def _insert_and_enqueue(run: Run, opening_events: list[tuple[str, dict]]) -> Run:
+    _check_named_tool(run)
+    try:
+        with transaction.atomic():
+            run.save()
+    except IntegrityError:
+        raise InvalidRequestError(
+            f"Thread {run.thread_id} already has an active run {active_run_id(run.thread)}."
+        ) from None
+    snapshot = render_run(run)
+    opening = [*opening_events, ("thread.run.created", snapshot), ("thread.run.queued", snapshot)]
+
+    def after_commit() -> None:
+        events.publish_many(run.pk, opening)
+        enqueue_run(run.pk)
+
+    transaction.on_commit(after_commit)
+    return run
+
+
+def create_run(project: Project, thread_id: str, body: dict, include: list[str]) -> Run:
+    validate_request("CreateRunRequest", body)
+    include = _validate_include(include)
+    with transaction.atomic():
+        thread = get_thread(project, thread_id, for_update=True)
+        assistant = get_assistant(project, body["assistant_id"], param="assistant_id")
+        running = active_run_id(thread)
+        if running:
+            raise InvalidRequestError(f"Thread {thread.pk} already has an active run {running}.")
+        if body.get("additional_messages"):
+            add_run_messages(project, thread, body["additional_messages"])
+        run = _build_run(project, thread, assistant, body, include)
+        return _insert_and_enqueue(run, [])
+
+
+def create_thread_and_run(project: Project, body: dict) -> Run:
+    validate_request("CreateThreadAndRunRequest", body)
+    with transaction.atomic():
+        assistant = get_assistant(project, body["assistant_id"], param="assistant_id")
+        run_resources = normalize_tool_resources(project, body.get("tool_resources"),
+                                                 owner_kind="thread")
+        thread = create_thread(project, body.get("thread") or {}, validated=True)
+        run = _build_run(project, thread, assistant, body, [], run_resources)
+        return _insert_and_enqueue(run, [("thread.created", render_thread(thread))])
+
+
+def get_run(project: Project, thread_id: str, run_id: str) -> Run:
+    run = Run.objects.filter(project=project, thread_id=thread_id, pk=run_id).first()
+    if run is None:
+        get_thread(project, thread_id)
+        raise not_found("run", run_id)
+    return run
+
+
+def list_runs(project: Project, thread_id: str):
+    return Run.objects.filter(thread=get_thread(project, thread_id))
+
+
+def modify_run(project: Project, thread_id: str, run_id: str, body: dict) -> Run:
+    validate_request("ModifyRunRequest", body)
+    run = get_run(project, thread_id, run_id)
+    if "metadata" in body:
+        run.metadata = body["metadata"] or {}
+        run.save(update_fields=["metadata"])
+    return run
+
+
+def cancel_run(project: Project, thread_id: str, run_id: str) -> Run:
+    run = get_run(project, thread_id, run_id)
+    cancelling = state.transition(run.pk, "cancelling")
+    if cancelling is None:
+        raise InvalidRequestError(f"Cannot cancel run with status '{run.status}'.", param=None)
+    events.request_cancel(run.pk)
+    if run.status != "in_progress":
+        # No worker holds a queued or waiting run; one is sent to finish the cancellation.
+        enqueue_run(run.pk)
+    return cancelling
+
+
+def submit_tool_outputs(project: Project, thread_id: str, run_id: str, body: dict) -> tuple[Run, str]:
+    """Record the outputs, complete the tool-call step and requeue. Returns the run and the
+    Redis stream position from which this submission's events start."""
+    validate_request("SubmitToolOutputsRunRequest", body)
+    with transaction.atomic():
+        run = get_run(project, thread_id, run_id)
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        if run.status != "requires_action":
+            raise InvalidRequestError(
+                f"Runs in status \"{run.status}\" do not accept tool outputs.", param=None)
+        expected = [call["id"] for call in run.required_action["submit_tool_outputs"]["tool_calls"]]
+        outputs = _match_outputs(expected, body["tool_outputs"])
+        step = RunStep.objects.select_for_update().get(
+            run=run, type="tool_calls", status="in_progress")
+        details = step.step_details
+        for call in details["tool_calls"]:
+            if call["id"] in outputs:
+                call["function"]["output"] = outputs[call["id"]]
+        step.step_details = details
+        step.status = "completed"
+        step.completed_at = unix_now()
+        step.save(update_fields=["step_details", "status", "completed_at"])
+        start_id = events.last_event_id(run.pk)
+        queued = state.transition(run.pk, "queued", publish=False, required_action=None)
+        step_event = ("thread.run.step.completed", render_step(step, run.include))
+        queued_event = ("thread.run.queued", render_run(queued))
+
+        def after_commit() -> None:
+            events.publish_many(run.pk, [step_event, queued_event])
+            enqueue_run(run.pk)
+
+        transaction.on_commit(after_commit)
+    return queued, start_id
+
+
+def _match_outputs(expected: list[str], submitted: list[dict]) -> dict[str, str]:
+    outputs: dict[str, str] = {}
+    for index, item in enumerate(submitted):
+        call_id = item.get("tool_call_id")
+        if not call_id:
+            raise InvalidRequestError(
+                f"Missing required parameter: 'tool_outputs[{index}].tool_call_id'.",
+                param=f"tool_outputs[{index}].tool_call_id", code="missing_required_parameter")
+        if call_id not in expected:
+            raise InvalidRequestError(
+                f"Invalid 'tool_outputs[{index}].tool_call_id': no tool call '{call_id}' is "
+                f"awaiting output. Expected one of: {', '.join(expected)}.",
+                param=f"tool_outputs[{index}].tool_call_id", code="invalid_value")
+        if call_id in outputs:
+            raise InvalidRequestError(
+                f"Invalid 'tool_outputs[{index}].tool_call_id': duplicate output for '{call_id}'.",
+                param=f"tool_outputs[{index}].tool_call_id", code="invalid_value")
+        outputs[call_id] = item.get("output") or ""
+    missing = [call_id for call_id in expected if call_id not in outputs]
+    if missing:
+        raise InvalidRequestError(
+            f"Expected tool outputs for call_ids {expected}, got {list(outputs)}. "
+            f"Missing outputs for: {', '.join(missing)}. All outputs must be submitted in a "
+            "single request.",
+            param="tool_outputs")
+    return outputs
+
+
+def get_step(project: Project, thread_id: str, run_id: str, step_id: str) -> RunStep:
+    run = get_run(project, thread_id, run_id)
+    step = RunStep.objects.filter(run=run, pk=step_id).first()
+    if step is None:
+        raise not_found("run step", step_id)
+    return step
+
+
+def list_steps(project: Project, thread_id: str, run_id: str):
+    return RunStep.objects.filter(run=get_run(project, thread_id, run_id))
+
+
+def step_include(include: list[str]) -> list[str]:
+    return _validate_include(include)

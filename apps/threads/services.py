@@ -1,0 +1,202 @@
+"""Threads and messages. The thread lock (one active run) is asked of the runs app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.apps import apps as django_apps
+from django.db import transaction
+
+from apps.assistants.tool_resources import forget_file_in, normalize_tool_resources
+from apps.core.errors import InvalidRequestError, not_found
+from apps.core.models import Project
+from apps.core.openapi import validate_request
+from apps.files.services import require_files
+from apps.threads.models import Message, Thread
+
+
+def get_thread(project: Project, thread_id: str, *, for_update: bool = False) -> Thread:
+    queryset = Thread.objects.filter(project=project, pk=thread_id)
+    if for_update:
+        queryset = queryset.select_for_update()
+    thread = queryset.first()
+    if thread is None:
+        raise not_found("thread", thread_id)
+    return thread
+
+
+def get_message(project: Project, thread_id: str, message_id: str) -> Message:
+    message = Message.objects.filter(project=project, thread_id=thread_id, pk=message_id).first()
+    if message is None:
+        get_thread(project, thread_id)
+        raise not_found("message", message_id)
+    return message
+
+
+def _active_run_id(thread: Thread) -> str | None:
+    if not django_apps.is_installed("apps.runs"):
+        return None
+    from apps.runs.services import active_run_id
+
+    return active_run_id(thread)
+
+
+def _content_parts(project: Project, content, param: str) -> list[dict]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": {"value": content, "annotations": []}}]
+    parts = []
+    for index, part in enumerate(content):
+        kind = part["type"]
+        if kind == "text":
+            parts.append({"type": "text", "text": {"value": part["text"], "annotations": []}})
+        elif kind == "image_file":
+            image = part["image_file"]
+            require_files(project, [image["file_id"]], f"{param}[{index}].image_file.file_id")
+            parts.append({"type": "image_file", "image_file": {
+                "file_id": image["file_id"], "detail": image.get("detail") or "auto"}})
+        else:
+            image = part["image_url"]
+            parts.append({"type": "image_url", "image_url": {
+                "url": image["url"], "detail": image.get("detail") or "auto"}})
+    return parts
+
+
+def _attachments(project: Project, attachments, param: str) -> list[dict] | None:
+    if attachments is None:
+        return None
+    for index, attachment in enumerate(attachments):
+        for key in ("file_id", "tools"):
+            if key not in attachment:
+                raise InvalidRequestError(
+                    f"Missing required parameter: '{param}[{index}].{key}'.",
+                    param=f"{param}[{index}].{key}", code="missing_required_parameter",
+                )
+        require_files(project, [attachment["file_id"]], f"{param}[{index}].file_id")
+    return [{"file_id": a["file_id"], "tools": a["tools"]} for a in attachments]
+
+
+def build_message(project: Project, thread: Thread, body: dict, param: str = "") -> Message:
+    """An unsaved message from a CreateMessageRequest (already schema-validated)."""
+    prefix = f"{param}." if param else ""
+    message = Message(
+        project=project,
+        thread=thread,
+        role=body["role"],
+        content=_content_parts(project, body["content"], f"{prefix}content"),
+        attachments=_attachments(project, body.get("attachments"), f"{prefix}attachments"),
+        metadata=body.get("metadata") or {},
+        status="completed",
+    )
+    return message
+
+
+def _add_messages(project: Project, thread: Thread, bodies: Iterable[dict], param: str) -> None:
+    created = []
+    for index, body in enumerate(bodies):
+        message = build_message(project, thread, body, f"{param}[{index}]")
+        message.save()
+        created.append(message)
+    _attach_file_search_files(project, thread, created)
+
+
+def _attach_file_search_files(project: Project, thread: Thread, messages: list[Message]) -> None:
+    file_ids = [
+        attachment["file_id"]
+        for message in messages
+        for attachment in message.attachments or []
+        if any(tool.get("type") == "file_search" for tool in attachment["tools"])
+    ]
+    if file_ids and django_apps.is_installed("apps.vector_stores"):
+        from apps.vector_stores.services import attach_to_thread_store
+
+        attach_to_thread_store(project, thread, file_ids)
+
+
+def create_thread(project: Project, body: dict, *, validated: bool = False) -> Thread:
+    if not validated:
+        validate_request("CreateThreadRequest", body)
+    with transaction.atomic():
+        thread = Thread(project=project, metadata=body.get("metadata") or {})
+        thread.tool_resources = normalize_tool_resources(
+            project, body.get("tool_resources"), owner_kind="thread"
+        )
+        thread.save()
+        _add_messages(project, thread, body.get("messages") or [], "messages")
+    return thread
+
+
+def modify_thread(project: Project, thread_id: str, body: dict) -> Thread:
+    validate_request("ModifyThreadRequest", body)
+    with transaction.atomic():
+        thread = get_thread(project, thread_id, for_update=True)
+        if "metadata" in body:
+            thread.metadata = body["metadata"] or {}
+        if "tool_resources" in body:
+            thread.tool_resources = normalize_tool_resources(
+                project, body["tool_resources"], existing=thread.tool_resources,
+                owner_kind="thread",
+            )
+        thread.save()
+    return thread
+
+
+def delete_thread(project: Project, thread_id: str) -> str:
+    thread = get_thread(project, thread_id)
+    thread_pk = thread.pk
+    thread.delete()
+    if django_apps.is_installed("apps.code_interpreter"):
+        from apps.code_interpreter.services import close_thread_session
+
+        transaction.on_commit(lambda: close_thread_session(thread_pk))
+    return thread_id
+
+
+def create_message(project: Project, thread_id: str, body: dict) -> Message:
+    validate_request("CreateMessageRequest", body)
+    with transaction.atomic():
+        thread = get_thread(project, thread_id, for_update=True)
+        run_id = _active_run_id(thread)
+        if run_id:
+            raise InvalidRequestError(
+                f"Can't add messages to {thread.pk} while a run {run_id} is active."
+            )
+        message = build_message(project, thread, body)
+        message.save()
+        _attach_file_search_files(project, thread, [message])
+    return message
+
+
+def add_run_messages(project: Project, thread: Thread, bodies: list[dict]) -> None:
+    """`additional_messages` of a run, added inside the caller's transaction."""
+    _add_messages(project, thread, bodies, "additional_messages")
+
+
+def modify_message(project: Project, thread_id: str, message_id: str, body: dict) -> Message:
+    validate_request("ModifyMessageRequest", body)
+    message = get_message(project, thread_id, message_id)
+    if "metadata" in body:
+        message.metadata = body["metadata"] or {}
+        message.save(update_fields=["metadata"])
+    return message
+
+
+def delete_message(project: Project, thread_id: str, message_id: str) -> str:
+    get_message(project, thread_id, message_id).delete()
+    return message_id
+
+
+def list_messages(project: Project, thread_id: str, run_id: str | None):
+    thread = get_thread(project, thread_id)
+    queryset = Message.objects.filter(thread=thread)
+    if run_id:
+        queryset = queryset.filter(run_id=run_id)
+    return queryset
+
+
+def forget_file(project: Project, file_id: str) -> None:
+    for thread in Thread.objects.filter(
+        project=project, tool_resources__code_interpreter__file_ids__contains=[file_id]
+    ):
+        thread.tool_resources = forget_file_in(thread.tool_resources, file_id)
+        thread.save(update_fields=["tool_resources"])
+

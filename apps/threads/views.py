@@ -1,0 +1,56 @@
+from rest_framework.response import Response
+
+from apps.core.pagination import paginate
+from apps.core.views import ApiView
+from apps.threads import services
+from apps.threads.serializers import render_message, render_thread
+
+
+class ThreadCreateView(ApiView):
+    requires_beta = True
+
+    def post(self, request):
+        return Response(render_thread(services.create_thread(self.project, self.body())))
+
+
+class ThreadDetailView(ApiView):
+    requires_beta = True
+
+    def get(self, request, thread_id: str):
+        return Response(render_thread(services.get_thread(self.project, thread_id)))
+
+    def post(self, request, thread_id: str):
+        return Response(render_thread(services.modify_thread(self.project, thread_id, self.body())))
+
+    def delete(self, request, thread_id: str):
+        deleted_id = services.delete_thread(self.project, thread_id)
+        return Response({"id": deleted_id, "object": "thread.deleted", "deleted": True})
+
+
+class MessageListView(ApiView):
+    requires_beta = True
+
+    def get(self, request, thread_id: str):
+        queryset = services.list_messages(
+            self.project, thread_id, request.query_params.get("run_id")
+        )
+        return Response(paginate(request.query_params, queryset, render_message))
+
+    def post(self, request, thread_id: str):
+        message = services.create_message(self.project, thread_id, self.body())
+        return Response(render_message(message))
+
+
+class MessageDetailView(ApiView):
+    requires_beta = True
+
+    def get(self, request, thread_id: str, message_id: str):
+        return Response(render_message(services.get_message(self.project, thread_id, message_id)))
+
+    def post(self, request, thread_id: str, message_id: str):
+        message = services.modify_message(self.project, thread_id, message_id, self.body())
+        return Response(render_message(message))
+
+    def delete(self, request, thread_id: str, message_id: str):
+        deleted_id = services.delete_message(self.project, thread_id, message_id)
+        return Response({"id": deleted_id, "object": "thread.message.deleted", "deleted": True})

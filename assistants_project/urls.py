@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from apps.core.views import healthz, readyz
+
+api_patterns = [
+    path("", include("apps.assistants.urls")),
+    path("", include("apps.runs.urls")),
+    path("", include("apps.threads.urls")),
+    path("", include("apps.files.urls")),
+]
+
+urlpatterns = [
+    path("v1/", include(api_patterns)),
+    path("admin/", admin.site.urls),
+    path("healthz", healthz),
+    path("readyz", readyz),
+]
+
+handler404 = "apps.core.exception_handler.json_not_found"
+handler500 = "apps.core.exception_handler.json_server_error"

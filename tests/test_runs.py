@@ -1,0 +1,342 @@
+"""Runs executed by a real Celery worker against the fake upstream, through the official SDK."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import openai
+import pytest
+
+from tests.fake_upstream import Reply
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                       "required": ["city"]},
+    },
+}
+TIME_TOOL = {
+    "type": "function",
+    "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
+}
+
+
+@pytest.fixture
+def upstream(fake_upstream):
+    fake_upstream.reset()
+    yield fake_upstream
+    fake_upstream.reset()
+
+
+@pytest.fixture
+def assistant(client):
+    return client.beta.assistants.create(model="gpt-4o", instructions="You are terse.",
+                                         tools=[WEATHER_TOOL, TIME_TOOL])
+
+
+def test_create_and_poll_completes_with_the_models_text(client, assistant, upstream):
+    upstream.enqueue(Reply(text="The answer is 42."))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "What is it?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    assert run.status == "completed"
+    assert run.completed_at is not None and run.expires_at is None
+    assert run.instructions == "You are terse." and run.model == "gpt-4o"
+
+    messages = client.beta.threads.messages.list(thread.id, order="asc")
+    reply = messages.data[-1]
+    assert reply.role == "assistant" and reply.run_id == run.id
+    assert reply.assistant_id == assistant.id and reply.status == "completed"
+    assert reply.content[0].text.value == "The answer is 42."
+
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id)
+    assert [s.type for s in steps.data] == ["message_creation"]
+    assert steps.data[0].step_details.message_creation.message_id == reply.id
+    assert steps.data[0].status == "completed"
+    step_total = sum(s.usage.total_tokens for s in steps.data)
+    assert run.usage.total_tokens == step_total == run.usage.prompt_tokens + run.usage.completion_tokens
+    assert run.usage.prompt_tokens > 0 and run.usage.completion_tokens > 0
+
+    sent = upstream.last_chat_request()
+    assert sent["messages"][0] == {"role": "system", "content": "You are terse."}
+    assert sent["messages"][-1] == {"role": "user", "content": "What is it?"}
+    assert [t["function"]["name"] for t in sent["tools"]] == ["get_weather", "get_time"]
+
+    by_run = client.beta.threads.messages.list(thread.id, run_id=run.id)
+    assert [m.id for m in by_run.data] == [reply.id]
+    assert client.beta.threads.runs.steps.retrieve(steps.data[0].id, thread_id=thread.id,
+                                                   run_id=run.id).id == steps.data[0].id
+
+
+def test_run_overrides_and_additional_instructions_reach_the_model(client, assistant, upstream):
+    thread = client.beta.threads.create()
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, model="gpt-4o-mini",
+        additional_instructions="Answer in French.", temperature=0.2, top_p=0.5,
+        additional_messages=[{"role": "user", "content": "Bonjour"}],
+        response_format={"type": "json_object"}, tools=[WEATHER_TOOL], metadata={"k": "v"},
+        poll_interval_ms=50,
+    )
+    assert run.status == "completed" and run.model == "gpt-4o-mini"
+    assert run.instructions == "You are terse.\n\nAnswer in French."
+    sent = upstream.last_chat_request()
+    assert sent["model"] == "gpt-4o-mini"
+    assert sent["temperature"] == 0.2 and sent["top_p"] == 0.5
+    assert sent["response_format"] == {"type": "json_object"}
+    assert sent["messages"][0]["content"] == "You are terse.\n\nAnswer in French."
+    assert sent["messages"][-1] == {"role": "user", "content": "Bonjour"}
+    assert [t["function"]["name"] for t in sent["tools"]] == ["get_weather"]
+    modified = client.beta.threads.runs.update(run.id, thread_id=thread.id, metadata={"k": "w"})
+    assert modified.metadata == {"k": "w"}
+    assert [r.id for r in client.beta.threads.runs.list(thread.id)] == [run.id]
+
+
+def test_a_function_round_trip_with_parallel_calls(client, assistant, upstream):
+    upstream.enqueue(Reply(tool_calls=[("get_weather", '{"city": "Paris"}'), ("get_time", "{}")]))
+    upstream.enqueue(Reply(text="Sunny at noon."))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Weather?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    assert run.status == "requires_action"
+    calls = run.required_action.submit_tool_outputs.tool_calls
+    assert [c.function.name for c in calls] == ["get_weather", "get_time"]
+    assert json.loads(calls[0].function.arguments) == {"city": "Paris"}
+    assert run.usage is not None
+
+    step = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0]
+    assert step.type == "tool_calls" and step.status == "in_progress"
+    assert [c.function.output for c in step.step_details.tool_calls] == [None, None]
+
+    done = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id, thread_id=thread.id, poll_interval_ms=50,
+        tool_outputs=[{"tool_call_id": calls[0].id, "output": "18C"},
+                      {"tool_call_id": calls[1].id, "output": "12:00"}],
+    )
+    assert done.status == "completed"
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data
+    assert [s.type for s in steps] == ["tool_calls", "message_creation"]
+    assert [c.function.output for c in steps[0].step_details.tool_calls] == ["18C", "12:00"]
+    assert done.usage.total_tokens == sum(s.usage.total_tokens for s in steps)
+
+    second = upstream.last_chat_request()["messages"]
+    assert second[-3]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert second[-2] == {"role": "tool", "tool_call_id": calls[0].id, "content": "18C"}
+    assert second[-1] == {"role": "tool", "tool_call_id": calls[1].id, "content": "12:00"}
+    assert client.beta.threads.messages.list(thread.id).data[0].content[0].text.value == "Sunny at noon."
+
+
+def test_wrong_tool_outputs_are_refused(client, assistant, upstream):
+    upstream.enqueue(Reply(tool_calls=[("get_weather", '{"city": "Oslo"}'), ("get_time", "{}")]))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    calls = run.required_action.submit_tool_outputs.tool_calls
+    submit = client.beta.threads.runs.submit_tool_outputs
+    with pytest.raises(openai.BadRequestError) as missing:
+        submit(run_id=run.id, thread_id=thread.id,
+               tool_outputs=[{"tool_call_id": calls[0].id, "output": "x"}])
+    assert calls[1].id in missing.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as unknown:
+        submit(run_id=run.id, thread_id=thread.id, tool_outputs=[
+            {"tool_call_id": calls[0].id, "output": "x"}, {"tool_call_id": calls[1].id, "output": "y"},
+            {"tool_call_id": "call_unknown", "output": "z"}])
+    assert "call_unknown" in unknown.value.body["message"]
+    with pytest.raises(openai.BadRequestError):
+        submit(run_id=run.id, thread_id=thread.id, tool_outputs=[
+            {"tool_call_id": calls[0].id, "output": "x"}, {"tool_call_id": calls[0].id, "output": "y"}])
+    assert client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status == "requires_action"
+    client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+
+
+def test_tool_choice_and_parallel_tool_calls_are_passed_through(client, assistant, upstream):
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    for choice, expected in [
+        ("required", "required"),
+        ({"type": "function", "function": {"name": "get_time"}},
+         {"type": "function", "function": {"name": "get_time"}}),
+        ("none", "none"),
+    ]:
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, tool_choice=choice,
+            parallel_tool_calls=False, poll_interval_ms=50)
+        assert run.status == "completed"
+        assert run.parallel_tool_calls is False
+        sent = upstream.last_chat_request()
+        assert sent["tool_choice"] == expected
+        assert sent["parallel_tool_calls"] is False
+    with pytest.raises(openai.BadRequestError):
+        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id,
+                                        tool_choice={"type": "function", "function": {"name": "nope"}})
+
+
+def test_the_thread_is_locked_while_a_run_is_active(client, assistant, upstream):
+    upstream.enqueue(Reply(text="slow", first_token_delay=3))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    with pytest.raises(openai.BadRequestError) as second:
+        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    assert second.value.body["message"] == f"Thread {thread.id} already has an active run {run.id}."
+    with pytest.raises(openai.BadRequestError) as message:
+        client.beta.threads.messages.create(thread.id, role="user", content="more")
+    assert message.value.body["message"] == (
+        f"Can't add messages to {thread.id} while a run {run.id} is active.")
+    client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+
+
+def test_cancel_during_a_slow_model_call_is_prompt(client, assistant, upstream):
+    upstream.enqueue(Reply(text="never", first_token_delay=20))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    deadline = time.monotonic() + 10
+    while client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status != "in_progress":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)
+    started = time.monotonic()
+    cancelling = client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+    assert cancelling.status == "cancelling"
+    final = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=20)
+    elapsed = time.monotonic() - started
+    assert final.status == "cancelled" and final.cancelled_at is not None
+    assert elapsed < 1.0, f"cancel took {elapsed:.2f}s"
+    with pytest.raises(openai.BadRequestError):
+        client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+
+
+def test_an_upstream_429_is_retried(client, assistant, upstream):
+    upstream.fail_next(1, status=429)
+    upstream.enqueue(Reply(text="after retry"))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    assert run.status == "completed"
+    assert len(upstream.chat_requests()) == 2
+
+
+def test_a_persistent_500_fails_the_run(client, assistant, upstream, stack):
+    upstream.fail_next(1000, status=500)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=100)
+    assert run.status == "failed"
+    assert run.last_error.code == "server_error"
+    assert "500" in run.last_error.message
+    assert run.failed_at is not None
+
+
+def test_an_upstream_400_fails_with_invalid_prompt(client, assistant, upstream):
+    upstream.fail_next(1, status=400)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    assert run.status == "failed" and run.last_error.code == "invalid_prompt"
+
+
+def test_hitting_max_completion_tokens_makes_the_run_incomplete(client, assistant, upstream):
+    upstream.enqueue(Reply(text="cut short", finish_reason="length"))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    max_completion_tokens=256, poll_interval_ms=50)
+    assert run.status == "incomplete"
+    assert run.incomplete_details.reason == "max_completion_tokens"
+    assert upstream.last_chat_request()["max_completion_tokens"] == 256
+    message = client.beta.threads.messages.list(thread.id).data[0]
+    assert message.status == "incomplete" and message.incomplete_details.reason == "max_tokens"
+
+
+def test_truncation_last_messages_sends_only_the_newest(client, assistant, upstream):
+    thread = client.beta.threads.create(messages=[
+        {"role": "user", "content": f"message {i}"} for i in range(5)])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50,
+        truncation_strategy={"type": "last_messages", "last_messages": 2})
+    assert run.status == "completed"
+    assert run.truncation_strategy.type == "last_messages"
+    sent = upstream.last_chat_request()["messages"]
+    assert sent == [{"role": "system", "content": "You are terse."},
+                    {"role": "user", "content": "message 3"},
+                    {"role": "user", "content": "message 4"}]
+
+
+def test_auto_truncation_drops_the_middle_to_fit_max_prompt_tokens(client, upstream):
+    from workers.tokenization import count_tokens
+
+    bare = client.beta.assistants.create(model="gpt-4o")
+    filler = "word " * 100  # about 100 tokens each
+    thread = client.beta.threads.create(messages=[
+        {"role": "user", "content": f"first {filler}"},
+        *({"role": "user", "content": f"middle {i} {filler}"} for i in range(6)),
+        {"role": "user", "content": f"last {filler}"},
+    ])
+    each = count_tokens(f"middle 0 {filler}", "gpt-4o") + 3
+    assert 95 < each < 110
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=bare.id, max_prompt_tokens=400, poll_interval_ms=50)
+    assert run.status == "completed"
+    sent = [m["content"].split(" ")[0:2] for m in upstream.last_chat_request()["messages"]]
+    # The newest and the opening message stay; the middle fills newest-first while it fits.
+    assert sent == [["first", "word"], ["middle", "5"], ["last", "word"]]
+
+
+def test_a_prompt_that_cannot_fit_makes_the_run_incomplete(client, upstream):
+    bare = client.beta.assistants.create(model="gpt-4o")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "word " * 600}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=bare.id, max_prompt_tokens=256, poll_interval_ms=50)
+    assert run.status == "incomplete" and run.incomplete_details.reason == "max_prompt_tokens"
+    assert upstream.chat_requests() == []
+
+
+def test_create_thread_and_run_poll(client, assistant, upstream):
+    upstream.enqueue(Reply(text="hello there"))
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id, poll_interval_ms=50,
+        thread={"messages": [{"role": "user", "content": "hi"}]})
+    assert run.status == "completed" and run.thread_id.startswith("thread_")
+    assert client.beta.threads.messages.list(run.thread_id).data[0].content[0].text.value == "hello there"
+
+
+def test_runs_of_another_project_are_invisible(client, other_client, assistant, upstream):
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    with pytest.raises(openai.NotFoundError):
+        other_client.beta.threads.runs.retrieve(run.id, thread_id=thread.id)
+    other_thread = other_client.beta.threads.create()
+    with pytest.raises(openai.NotFoundError):
+        other_client.beta.threads.runs.create(thread_id=other_thread.id, assistant_id=assistant.id)
+
+
+def test_run_gets_carry_the_poll_interval_header(http, client, assistant, upstream):
+    thread = client.beta.threads.create()
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    response = http.get(f"/threads/{thread.id}/runs/{run.id}", headers={"OpenAI-Beta": "assistants=v2"})
+    assert int(response.headers["openai-poll-after-ms"]) <= 100
+
+
+def test_an_unanswered_function_call_expires_the_run(client, assistant, upstream, orm):
+    from apps.runs.models import Run
+
+    upstream.enqueue(Reply(tool_calls=[("get_time", "{}")]))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "time?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    assert run.status == "requires_action"
+    Run.objects.filter(pk=run.id).update(expires_at=int(time.time()) - 1)
+    deadline = time.monotonic() + 20
+    while (current := client.beta.threads.runs.retrieve(run.id, thread_id=thread.id)).status != "expired":
+        assert time.monotonic() < deadline, current.status
+        time.sleep(0.2)
+    assert current.expires_at is None
+    step = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0]
+    assert step.status == "expired" and step.expired_at is not None
+    with pytest.raises(openai.BadRequestError):
+        client.beta.threads.runs.submit_tool_outputs(
+            run_id=run.id, thread_id=thread.id,
+            tool_outputs=[{"tool_call_id": current.required_action.submit_tool_outputs.tool_calls[0].id
+                           if current.required_action else "call_x", "output": "late"}])

@@ -1,0 +1,162 @@
+"""What the model sees: instructions, the thread's messages cut by the truncation strategy, and
+this run's own tool exchanges. Token counts are stored on messages once and reused."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from apps.files.models import File
+from apps.runs.models import Run, RunStep
+from apps.threads.models import Message
+
+IMAGE_TOKENS = 85
+DEFAULT_CONTEXT_WINDOW = 128_000
+CONTEXT_WINDOWS = {
+    "gpt-3.5-turbo": 16_385,
+    "gpt-4-": 128_000,
+    "gpt-4": 8_192,
+    "gpt-4o": 128_000,
+    "gpt-4.1": 1_047_576,
+    "gpt-5": 400_000,
+    "o1": 200_000,
+    "o3": 200_000,
+    "o4": 200_000,
+}
+MESSAGE_OVERHEAD_TOKENS = 3
+
+
+class PromptTooLarge(Exception):
+    """Even the newest message does not fit the prompt budget."""
+
+
+@dataclass
+class Context:
+    messages: list[dict]
+    thread_message_ids: list[str]
+    estimated_tokens: int
+
+
+def context_window(model: str) -> int:
+    configured = getattr(settings, "MODEL_CONTEXT_WINDOWS", {}) or {}
+    table = {**CONTEXT_WINDOWS, **configured}
+    best = ""
+    for prefix in table:
+        if model.startswith(prefix) and len(prefix) > len(best):
+            best = prefix
+    return table[best] if best else DEFAULT_CONTEXT_WINDOW
+
+
+def _message_tokens(message: Message, model: str) -> int:
+    if message.token_count is None:
+        from workers.tokenization import count_tokens
+
+        images = sum(1 for part in message.content if part["type"] != "text")
+        message.token_count = count_tokens(message.text(), model) + images * IMAGE_TOKENS
+        Message.objects.filter(pk=message.pk).update(token_count=message.token_count)
+    return message.token_count + MESSAGE_OVERHEAD_TOKENS
+
+
+def _image_data_url(file_id: str) -> str | None:
+    file = File.objects.filter(pk=file_id).first()
+    if file is None:
+        return None
+    with file.content.open("rb") as handle:
+        data = handle.read()
+    return f"data:{file.mime_type or 'image/png'};base64,{base64.b64encode(data).decode()}"
+
+
+def _chat_content(message: Message) -> str | list[dict]:
+    parts = message.content
+    if all(part["type"] == "text" for part in parts):
+        return message.text()
+    converted = []
+    for part in parts:
+        if part["type"] == "text":
+            converted.append({"type": "text", "text": part["text"]["value"]})
+        elif part["type"] == "image_url":
+            converted.append({"type": "image_url", "image_url": {
+                "url": part["image_url"]["url"], "detail": part["image_url"].get("detail", "auto")}})
+        elif part["type"] == "image_file":
+            url = _image_data_url(part["image_file"]["file_id"])
+            if url:
+                converted.append({"type": "image_url", "image_url": {
+                    "url": url, "detail": part["image_file"].get("detail", "auto")}})
+    return converted
+
+
+def _select(messages: list[Message], run: Run, budget: int) -> list[Message]:
+    strategy = run.truncation_strategy or {}
+    if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
+        messages = messages[-int(strategy["last_messages"]):]
+    if not messages:
+        return []
+    costs = [_message_tokens(message, run.model) for message in messages]
+    if sum(costs) <= budget:
+        return messages
+    # Drop from the middle: keep the newest message and the opening one (it usually sets the
+    # task), then as many of the newest others as still fit.
+    if costs[-1] > budget:
+        raise PromptTooLarge()
+    last = len(messages) - 1
+    kept = {last}
+    used = costs[last]
+    if last > 0 and used + costs[0] <= budget:
+        kept.add(0)
+        used += costs[0]
+    for index in range(last - 1, 0, -1):
+        if used + costs[index] > budget:
+            break
+        kept.add(index)
+        used += costs[index]
+    return [messages[index] for index in sorted(kept)]
+
+
+def _tool_exchange(step: RunStep) -> list[dict]:
+    """The assistant turn that called tools, then one tool message per call, as the model
+    saw them (hosted tools' exact arguments and outputs are kept in `tool_io`)."""
+    assistant_calls, results = [], []
+    for call in step.step_details.get("tool_calls", []):
+        if call["type"] == "function":
+            name = call["function"]["name"]
+            arguments = call["function"]["arguments"]
+            output = call["function"].get("output")
+        else:
+            io = step.tool_io.get(call["id"], {})
+            name = io.get("name", "python" if call["type"] == "code_interpreter" else "file_search")
+            arguments = io.get("arguments", "{}")
+            output = io.get("output")
+        assistant_calls.append({"id": call["id"], "type": "function",
+                                "function": {"name": name, "arguments": arguments}})
+        results.append({"role": "tool", "tool_call_id": call["id"], "content": output or ""})
+    return [{"role": "assistant", "content": None, "tool_calls": assistant_calls}, *results]
+
+
+def build_context(run: Run, prompt_budget: int, fixed_tokens: int) -> Context:
+    """`prompt_budget` is what this completion may spend on the prompt; `fixed_tokens` is what
+    instructions and tool definitions already take of it."""
+    thread_messages = list(
+        Message.objects.filter(thread_id=run.thread_id)
+        .exclude(run_id=run.pk)
+        .exclude(status="in_progress")
+        .order_by("created_ns", "pk")
+    )
+    selected = _select(thread_messages, run, max(0, prompt_budget - fixed_tokens))
+    chat: list[dict] = []
+    if run.instructions:
+        chat.append({"role": "system", "content": run.instructions})
+    for message in selected:
+        chat.append({"role": message.role, "content": _chat_content(message)})
+    own_messages = {m.pk: m for m in Message.objects.filter(run_id=run.pk, thread_id=run.thread_id)}
+    for step in RunStep.objects.filter(run=run).exclude(status="in_progress").order_by("created_ns"):
+        if step.type == "message_creation":
+            message = own_messages.get(step.step_details["message_creation"]["message_id"])
+            if message is not None and message.text():
+                chat.append({"role": "assistant", "content": message.text()})
+        else:
+            chat.extend(_tool_exchange(step))
+    estimated = fixed_tokens + sum(_message_tokens(m, run.model) for m in selected)
+    return Context(messages=chat, thread_message_ids=[m.pk for m in selected],
+                   estimated_tokens=estimated)

@@ -1,0 +1,315 @@
+"""Carries one claimed run forward: context → model → tools → … until it completes, needs the
+caller's function outputs, or ends early (cancel, expiry, limits, upstream failure)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+from django.db import close_old_connections
+from django.db.models import F
+
+from apps.core.models import unix_now
+from apps.runs import events, state
+from apps.runs.models import Run
+from workers.runs.context import PromptTooLarge, build_context, context_window
+from workers.runs.model_calls import Completion, Stopped, StreamCallbacks, UpstreamError, stream_completion
+from workers.runs.tools import (
+    HOSTED_HANDLERS,
+    extra_instructions,
+    hosted_kind,
+    upstream_tool_choice,
+    upstream_tools,
+)
+from workers.runs.writer import TurnWriter
+
+logger = logging.getLogger(__name__)
+
+MAX_MODEL_CALLS = 12
+HEARTBEAT_SECONDS = 5.0
+COMPLETION_RESERVE = 4096
+
+
+class Heartbeat:
+    """Proves the run is alive while it waits on the model or a sandbox; beat recovers runs
+    whose heartbeat stops."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(HEARTBEAT_SECONDS):
+                Run.objects.filter(pk=self.run_id).update(heartbeat_at=time.time())
+        finally:
+            close_old_connections()
+            from django.db import connection
+
+            connection.close()
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+
+
+def finish_cancelled(run_id: str) -> None:
+    run = state.transition(run_id, "cancelled")
+    if run is not None:
+        state.finish_open_steps(run, "cancelled")
+        _close_open_messages(run, "run_cancelled")
+        events.publish_done(run_id)
+
+
+def _close_open_messages(run: Run, reason: str) -> None:
+    from apps.threads.models import Message
+    from apps.threads.serializers import render_message
+
+    for message in Message.objects.filter(run_id=run.pk, status="in_progress"):
+        message.status = "incomplete"
+        message.incomplete_at = unix_now()
+        message.incomplete_details = {"reason": reason}
+        message.save(update_fields=["status", "incomplete_at", "incomplete_details"])
+        events.publish(run.pk, "thread.message.incomplete", render_message(message))
+
+
+def end_run(run_id: str, status: str, *, step_status: str | None = None,
+            message_reason: str | None = None, **fields) -> None:
+    run = state.transition(run_id, status, **fields)
+    if run is None:
+        return
+    if step_status:
+        state.finish_open_steps(run, step_status, fields.get("last_error"))
+    if message_reason:
+        _close_open_messages(run, message_reason)
+    events.publish_done(run_id)
+
+
+def expire(run_id: str) -> None:
+    end_run(run_id, "expired", step_status="expired", message_reason="run_expired")
+
+
+def fail(run_id: str, code: str, message: str) -> None:
+    error = {"code": code, "message": message}
+    end_run(run_id, "failed", step_status="failed", message_reason="run_failed", last_error=error)
+
+
+class RunExecution:
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    # -- control ------------------------------------------------------------------------
+    def should_stop(self) -> bool:
+        return events.cancel_requested(self.run.pk) or (
+            self.run.expires_at is not None and time.time() >= self.run.expires_at)
+
+    def _stop_now(self) -> None:
+        if events.cancel_requested(self.run.pk):
+            state.transition(self.run.pk, "cancelling")
+            finish_cancelled(self.run.pk)
+        else:
+            expire(self.run.pk)
+
+    # -- the loop -----------------------------------------------------------------------
+    def execute(self) -> None:
+        with Heartbeat(self.run.pk):
+            for _ in range(MAX_MODEL_CALLS):
+                if self.should_stop():
+                    self._stop_now()
+                    return
+                if not self.turn():
+                    return
+            fail(self.run.pk, "server_error", "The run exceeded the maximum number of tool rounds.")
+
+    def _request(self, messages: list[dict], remaining_completion: int | None) -> dict:
+        run = self.run
+        request: dict = {
+            "model": run.model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        tools = upstream_tools(run)
+        if tools:
+            request["tools"] = tools
+            request["tool_choice"] = upstream_tool_choice(run.tool_choice)
+            request["parallel_tool_calls"] = run.parallel_tool_calls
+        elif run.tool_choice == "none":
+            request["tool_choice"] = "none"
+        if run.temperature is not None:
+            request["temperature"] = run.temperature
+        if run.top_p is not None:
+            request["top_p"] = run.top_p
+        if isinstance(run.response_format, dict):
+            request["response_format"] = run.response_format
+        if run.reasoning_effort:
+            request["reasoning_effort"] = run.reasoning_effort
+        if remaining_completion is not None:
+            request["max_completion_tokens"] = remaining_completion
+        return request
+
+    def _fixed_tokens(self, instructions: str) -> int:
+        from workers.tokenization import count_tokens
+
+        tools = upstream_tools(self.run)
+        return count_tokens(instructions, self.run.model) + (
+            count_tokens(json.dumps(tools), self.run.model) if tools else 0) + 3
+
+    def turn(self) -> bool:
+        """One model call and what follows from it; True to call the model again."""
+        run = self.run
+        remaining_prompt = (run.max_prompt_tokens - run.prompt_tokens
+                            if run.max_prompt_tokens is not None else None)
+        remaining_completion = (run.max_completion_tokens - run.completion_tokens
+                                if run.max_completion_tokens is not None else None)
+        if remaining_completion is not None and remaining_completion <= 0:
+            self._incomplete("max_completion_tokens")
+            return False
+        instructions = "\n\n".join(filter(None, [run.instructions, extra_instructions(run)]))
+        window = context_window(run.model)
+        budget = window - min(remaining_completion or COMPLETION_RESERVE, window // 4)
+        if remaining_prompt is not None:
+            budget = min(budget, remaining_prompt)
+        fixed = self._fixed_tokens(instructions)
+        try:
+            if fixed > budget:
+                raise PromptTooLarge()
+            context = build_context(run, budget, fixed)
+        except PromptTooLarge:
+            if remaining_prompt is not None:
+                self._incomplete("max_prompt_tokens")
+            else:
+                fail(run.pk, "invalid_prompt", "The thread's messages do not fit the model's context window.")
+            return False
+        messages = context.messages
+        if instructions and run.instructions != instructions:
+            messages = [m for m in messages if m["role"] != "system"]
+            messages.insert(0, {"role": "system", "content": instructions})
+
+        writer = TurnWriter(run)
+        callbacks = StreamCallbacks(on_text=writer.on_text, on_tool_call=writer.on_tool_call,
+                                    should_stop=self.should_stop)
+        try:
+            completion = stream_completion(self._request(messages, remaining_completion),
+                                           run.model, callbacks)
+        except Stopped:
+            writer.save_tool_step()
+            self._stop_now()
+            return False
+        except UpstreamError as error:
+            writer.save_tool_step()
+            logger.warning("run %s failed upstream: %s", run.pk, error.message)
+            fail(run.pk, error.code, error.message)
+            return False
+        return self._after_completion(writer, completion, context.estimated_tokens)
+
+    def _usage(self, completion: Completion, estimated_prompt: int, writer: TurnWriter) -> tuple[int, int]:
+        prompt = completion.prompt_tokens or estimated_prompt
+        produced = completion.completion_tokens
+        if not produced:
+            from workers.tokenization import count_tokens
+
+            produced = count_tokens(writer.text + "".join(c.arguments for c in completion.tool_calls),
+                                    self.run.model)
+        Run.objects.filter(pk=self.run.pk).update(
+            prompt_tokens=F("prompt_tokens") + prompt, completion_tokens=F("completion_tokens") + produced)
+        self.run.prompt_tokens += prompt
+        self.run.completion_tokens += produced
+        return prompt, produced
+
+    def _after_completion(self, writer: TurnWriter, completion: Completion, estimated: int) -> bool:
+        run = self.run
+        usage = self._usage(completion, estimated, writer)
+        hit_length = completion.finish_reason == "length"
+        text_usage = (0, 0) if writer.tool_step is not None else usage
+        if hit_length and not completion.tool_calls:
+            writer.finish_message(status="incomplete", incomplete_reason="max_tokens")
+            writer.finish_step(writer.message_step, "completed", usage=text_usage)
+            if run.max_completion_tokens is not None:
+                self._incomplete("max_completion_tokens")
+            else:
+                end_run(run.pk, "completed")
+            return False
+        annotations, extra_parts = self._finalize_text(writer)
+        writer.publish_message_parts(annotations, extra_parts)
+        writer.finish_message(annotations=annotations, extra_parts=extra_parts)
+        writer.finish_step(writer.message_step, "completed", usage=text_usage)
+        if not completion.tool_calls:
+            end_run(run.pk, "completed")
+            return False
+        return self._handle_tool_calls(writer, completion, usage)
+
+    def _finalize_text(self, writer: TurnWriter) -> tuple[list[dict], list[dict]]:
+        from workers.runs.tools import TEXT_FINALIZERS
+
+        annotations: list[dict] = []
+        extra_parts: list[dict] = []
+        for finalize in TEXT_FINALIZERS:
+            found_annotations, found_parts = finalize(self.run, writer.text)
+            annotations += found_annotations
+            extra_parts += found_parts
+        return annotations, extra_parts
+
+    def _handle_tool_calls(self, writer: TurnWriter, completion: Completion,
+                           usage: tuple[int, int]) -> bool:
+        run = self.run
+        step = writer.tool_step
+        step.prompt_tokens, step.completion_tokens = usage
+        function_calls = []
+        for call in completion.tool_calls:
+            kind = hosted_kind(run, call.name)
+            record = step.step_details["tool_calls"][call.index]
+            if kind is None:
+                record["function"]["arguments"] = call.arguments
+                function_calls.append({"id": record["id"], "type": "function",
+                                       "function": {"name": call.name, "arguments": call.arguments}})
+                continue
+            handler = HOSTED_HANDLERS.get(kind)
+            if handler is None:
+                output = f"The {kind} tool is not available on this server."
+                step.tool_io[record["id"]]["output"] = output
+                continue
+            result = handler(run, record["id"], call.arguments)
+            step.step_details["tool_calls"][call.index] = {**result.record, "id": record["id"]}
+            step.tool_io[record["id"]]["output"] = result.model_output
+            writer.publish_tool_outputs(call.index, step.step_details["tool_calls"][call.index])
+            step.save(update_fields=["step_details", "tool_io"])
+            if self.should_stop():
+                self._stop_now()
+                return False
+        step.save(update_fields=["step_details", "tool_io", "prompt_tokens", "completion_tokens"])
+        if function_calls:
+            state.transition(run.pk, "requires_action", required_action={
+                "type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": function_calls}})
+            events.publish_done(run.pk)
+            return False
+        writer.finish_step(step, "completed", usage=usage)
+        return True
+
+    def _incomplete(self, reason: str) -> None:
+        end_run(self.run.pk, "incomplete", message_reason="max_tokens",
+                incomplete_details={"reason": reason})
+
+
+def execute_run(run_id: str) -> None:
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        return
+    if run.status == "cancelling":
+        finish_cancelled(run_id)
+        return
+    if run.expires_at is not None and time.time() >= run.expires_at and run.status in (
+            "queued", "requires_action"):
+        expire(run_id)
+        return
+    claimed = state.transition(run_id, "in_progress", attempts=F("attempts") + 1,
+                               heartbeat_at=time.time())
+    if claimed is None:
+        return  # someone else has it, or it already ended
+    RunExecution(claimed).execute()

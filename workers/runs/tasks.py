@@ -1,0 +1,79 @@
+"""Celery tasks for runs: thin — take an id, re-read the row, exit quietly when there is
+nothing to do."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import shared_task
+from django.db import transaction
+from django.db.models import Q
+
+from apps.runs import events
+from apps.runs.models import ACTIVE_STATUSES, Run, RunStep
+from apps.runs.serializers import render_run
+from apps.threads.models import Message
+
+logger = logging.getLogger(__name__)
+
+ORPHAN_AFTER_SECONDS = 20
+MAX_ATTEMPTS = 2
+
+
+@shared_task(name="workers.runs.tasks.execute_run", queue="runs", ignore_result=True)
+def execute_run(run_id: str) -> None:
+    from workers.runs import hosted  # noqa: F401 (registers hosted tools)
+    from workers.runs.executor import execute_run as execute
+
+    execute(run_id)
+
+
+@shared_task(name="workers.runs.tasks.expire_runs", queue="runs", ignore_result=True)
+def expire_runs() -> int:
+    from workers.runs.executor import expire
+
+    due = list(Run.objects.filter(status__in=ACTIVE_STATUSES, expires_at__lte=int(time.time()))
+               .values_list("pk", flat=True))
+    for run_id in due:
+        expire(run_id)
+    return len(due)
+
+
+def _discard_partial_output(run: Run) -> None:
+    """A resumed run starts its interrupted turn again: what that turn half-wrote goes, so no
+    duplicate assistant message appears."""
+    partial_steps = RunStep.objects.filter(run=run, status="in_progress")
+    message_ids = [
+        step.step_details["message_creation"]["message_id"]
+        for step in partial_steps if step.type == "message_creation"
+    ]
+    Message.objects.filter(pk__in=message_ids, status="in_progress").delete()
+    partial_steps.delete()
+
+
+@shared_task(name="workers.runs.tasks.recover_orphaned_runs", queue="runs", ignore_result=True)
+def recover_orphaned_runs() -> int:
+    """Runs whose worker died (no heartbeat) are resumed once, then failed."""
+    from apps.runs import state
+    from apps.runs.services import enqueue_run
+    from workers.runs.executor import fail
+
+    stale_before = time.time() - ORPHAN_AFTER_SECONDS
+    orphans = Run.objects.filter(status="in_progress", heartbeat_at__lt=stale_before)
+    recovered = 0
+    for run in orphans:
+        if run.attempts >= MAX_ATTEMPTS:
+            fail(run.pk, "server_error", "The worker running this run stopped unexpectedly.")
+            continue
+        with transaction.atomic():
+            requeued = state.transition(run.pk, "queued", publish=False,
+                                        where=Q(heartbeat_at__lt=stale_before))
+            if requeued is None:
+                continue
+            _discard_partial_output(run)
+        logger.warning("resuming orphaned run %s (attempt %s)", run.pk, run.attempts + 1)
+        events.publish(run.pk, "thread.run.queued", render_run(requeued))
+        enqueue_run(run.pk)
+        recovered += 1
+    return recovered

@@ -1,0 +1,185 @@
+"""Writes what one model call produces (message, run steps) to the database and publishes the
+matching stream events, in OpenAI's order. Rows are written before the next external call."""
+
+from __future__ import annotations
+
+import time
+
+from apps.core.ids import new_id
+from apps.core.models import unix_now
+from apps.runs import events
+from apps.runs.models import Run, RunStep
+from apps.runs.serializers import render_step
+from apps.threads.models import Message
+from apps.threads.serializers import render_message
+from workers.runs.model_calls import ToolCallOut
+from workers.runs.partial_json import partial_string_field
+from workers.runs.tools import hosted_kind
+
+FLUSH_SECONDS = 1.0
+
+
+class TurnWriter:
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.message: Message | None = None
+        self.message_step: RunStep | None = None
+        self.tool_step: RunStep | None = None
+        self.text = ""
+        self._last_flush = time.monotonic()
+        self._call_ids: dict[int, str] = {}
+        self._code_sent: dict[int, str] = {}
+
+    # -- helpers ------------------------------------------------------------------------
+    def _new_step(self, kind: str, details: dict) -> RunStep:
+        step = RunStep.objects.create(
+            project_id=self.run.project_id, run=self.run, thread_id=self.run.thread_id,
+            assistant_id=self.run.assistant_id, type=kind, step_details=details,
+        )
+        rendered = render_step(step, self.run.include)
+        events.publish_many(self.run.pk, [("thread.run.step.created", rendered),
+                                          ("thread.run.step.in_progress", rendered)])
+        return step
+
+    def _step_delta(self, step: RunStep, details: dict) -> None:
+        events.publish(self.run.pk, "thread.run.step.delta", {
+            "id": step.pk, "object": "thread.run.step.delta", "delta": {"step_details": details}})
+
+    # -- text ---------------------------------------------------------------------------
+    def open_message(self) -> Message:
+        if self.message is not None:
+            return self.message
+        message_id = new_id("message")
+        self.message_step = self._new_step(
+            "message_creation",
+            {"type": "message_creation", "message_creation": {"message_id": message_id}})
+        self.message = Message.objects.create(
+            id=message_id, project_id=self.run.project_id, thread_id=self.run.thread_id,
+            role="assistant", content=[], status="in_progress",
+            assistant_id=self.run.assistant_id, run_id=self.run.pk,
+        )
+        rendered = render_message(self.message)
+        events.publish_many(self.run.pk, [("thread.message.created", rendered),
+                                          ("thread.message.in_progress", rendered)])
+        return self.message
+
+    def on_text(self, fragment: str) -> None:
+        message = self.open_message()
+        text_part: dict = {"value": fragment}
+        if not self.text:
+            text_part["annotations"] = []
+        self.text += fragment
+        events.publish(self.run.pk, "thread.message.delta", {
+            "id": message.pk, "object": "thread.message.delta",
+            "delta": {"content": [{"index": 0, "type": "text", "text": text_part}]}})
+        if time.monotonic() - self._last_flush > FLUSH_SECONDS:
+            self._last_flush = time.monotonic()
+            Message.objects.filter(pk=message.pk).update(content=self._content([]))
+
+    def _content(self, annotations: list[dict], extra_parts: list[dict] | None = None) -> list[dict]:
+        parts = [*(extra_parts or [])]
+        if self.text:
+            parts.insert(0, {"type": "text", "text": {"value": self.text, "annotations": annotations}})
+        return parts
+
+    def publish_message_parts(self, annotations: list[dict], extra_parts: list[dict]) -> None:
+        """Annotations (each sent once, with its indexes) and non-text parts, as deltas."""
+        if self.message is None:
+            return
+        content_delta = []
+        if annotations:
+            content_delta.append({"index": 0, "type": "text", "text": {
+                "annotations": [{"index": i, **a} for i, a in enumerate(annotations)]}})
+        offset = 1 if self.text else 0
+        for position, part in enumerate(extra_parts):
+            content_delta.append({"index": offset + position, **part})
+        if content_delta:
+            events.publish(self.run.pk, "thread.message.delta", {
+                "id": self.message.pk, "object": "thread.message.delta",
+                "delta": {"content": content_delta}})
+
+    def finish_message(self, *, status: str = "completed", incomplete_reason: str | None = None,
+                       annotations: list[dict] | None = None,
+                       extra_parts: list[dict] | None = None) -> None:
+        if self.message is None:
+            return
+        message = self.message
+        message.content = self._content(annotations or [], extra_parts)
+        message.status = status
+        now = unix_now()
+        if status == "completed":
+            message.completed_at = now
+        else:
+            message.incomplete_at = now
+            message.incomplete_details = {"reason": incomplete_reason}
+        message.save(update_fields=["content", "status", "completed_at", "incomplete_at",
+                                    "incomplete_details"])
+        events.publish(self.run.pk, f"thread.message.{status}", render_message(message))
+
+    def finish_step(self, step: RunStep | None, status: str, *, usage: tuple[int, int] = (0, 0),
+                    last_error: dict | None = None) -> None:
+        if step is None or step.status != "in_progress":
+            return
+        step.status = status
+        step.prompt_tokens, step.completion_tokens = usage
+        step.last_error = last_error
+        stamp = {"completed": "completed_at", "failed": "failed_at", "cancelled": "cancelled_at",
+                 "expired": "expired_at"}[status]
+        setattr(step, stamp, unix_now())
+        step.save()
+        events.publish(self.run.pk, f"thread.run.step.{status}", render_step(step, self.run.include))
+
+    # -- tool calls ---------------------------------------------------------------------
+    def on_tool_call(self, call: ToolCallOut, fragment: str) -> None:
+        if self.tool_step is None:
+            self.tool_step = self._new_step("tool_calls", {"type": "tool_calls", "tool_calls": []})
+        step = self.tool_step
+        kind = hosted_kind(self.run, call.name) or "function"
+        first = call.index not in self._call_ids
+        if first:
+            self._call_ids[call.index] = new_id("call")
+            call_id = self._call_ids[call.index]
+            if kind == "function":
+                record = {"id": call_id, "type": "function",
+                          "function": {"name": call.name, "arguments": "", "output": None}}
+            elif kind == "code_interpreter":
+                record = {"id": call_id, "type": "code_interpreter",
+                          "code_interpreter": {"input": "", "outputs": []}}
+            else:
+                record = {"id": call_id, "type": "file_search", "file_search": {}}
+            step.step_details["tool_calls"].append(record)
+            step.tool_io[call_id] = {"name": call.name, "arguments": ""}
+            self._step_delta(step, {"type": "tool_calls", "tool_calls": [{"index": call.index, **record}]})
+        call_id = self._call_ids[call.index]
+        step.tool_io[call_id]["arguments"] = call.arguments
+        record = step.step_details["tool_calls"][call.index]
+        if kind == "function" and fragment:
+            record["function"]["arguments"] = call.arguments
+            self._step_delta(step, {"type": "tool_calls", "tool_calls": [
+                {"index": call.index, "type": "function", "function": {"arguments": fragment}}]})
+        elif kind == "code_interpreter":
+            code = partial_string_field(call.arguments, "code")
+            sent = self._code_sent.get(call.index, "")
+            if len(code) > len(sent):
+                record["code_interpreter"]["input"] = code
+                self._code_sent[call.index] = code
+                self._step_delta(step, {"type": "tool_calls", "tool_calls": [
+                    {"index": call.index, "type": "code_interpreter",
+                     "code_interpreter": {"input": code[len(sent):]}}]})
+
+    def save_tool_step(self) -> None:
+        if self.tool_step is not None:
+            self.tool_step.save(update_fields=["step_details", "tool_io"])
+
+    def call_id(self, index: int) -> str:
+        return self._call_ids[index]
+
+    def publish_tool_outputs(self, index: int, record: dict) -> None:
+        """A hosted tool's results, sent once it is done."""
+        if record["type"] == "code_interpreter":
+            outputs = [{"index": i, **o} for i, o in enumerate(record["code_interpreter"]["outputs"])]
+            delta = {"index": index, "type": "code_interpreter",
+                     "code_interpreter": {"outputs": outputs}}
+        else:
+            return
+        self._step_delta(self.tool_step, {"type": "tool_calls", "tool_calls": [delta]})
