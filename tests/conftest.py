@@ -15,7 +15,6 @@ import pytest
 
 from assistants_project import embedded
 from assistants_project.stack import Stack
-from tests.fake_upstream import FakeUpstream
 from tests.support.schema_check import SchemaRecorder
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -30,6 +29,12 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def fake_upstream():
+    if os.environ.get("TMP_NO_UPSTREAM"):
+        import types
+        yield types.SimpleNamespace(base_url="http://127.0.0.1:9/v1")
+        return
+    from tests.fake_upstream import FakeUpstream
+
     upstream = FakeUpstream()
     upstream.start()
     yield upstream

@@ -56,11 +56,11 @@ def test_it_echoes_openai_defaults(client):
 def test_it_paginates_across_several_pages(client):
     created = [client.beta.assistants.create(model="gpt-4o", name=f"a{i}").id for i in range(7)]
     page = client.beta.assistants.list(limit=3, order="asc")
-    seen = [assistant.id for assistant in page.auto_paging_iter()]
+    seen = [assistant.id for assistant in page]
     assert [i for i in seen if i in created] == created
     assert page.has_more is True and len(page.data) == 3
 
-    newest_first = [a.id for a in client.beta.assistants.list(limit=2).auto_paging_iter()]
+    newest_first = [a.id for a in client.beta.assistants.list(limit=2)]
     assert [i for i in newest_first if i in created] == list(reversed(created))
 
     before = client.beta.assistants.list(before=created[4], order="asc", limit=2)
@@ -75,7 +75,7 @@ def test_another_projects_assistant_is_invisible(client, other_client):
         other_client.beta.assistants.update(mine.id, name="stolen")
     with pytest.raises(openai.NotFoundError):
         other_client.beta.assistants.delete(mine.id)
-    assert mine.id not in [a.id for a in other_client.beta.assistants.list().auto_paging_iter()]
+    assert mine.id not in [a.id for a in other_client.beta.assistants.list()]
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ def test_file_lists_follow_their_own_cursor_rules(client, http):
            for i in range(3)]
     page = client.files.list(purpose="user_data", limit=2, order="asc")
     assert page.has_more is True
-    walked = [f.id for f in page.auto_paging_iter()]
+    walked = [f.id for f in page]
     assert [i for i in walked if i in ids] == ids
     too_many = http.get("/files", params={"limit": 10_001})
     assert too_many.status_code == 400

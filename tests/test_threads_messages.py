@@ -81,7 +81,7 @@ def test_messages_paginate_and_filter_by_run(client, orm):
            for i in range(5)]
     Message.objects.filter(pk__in=ids[:2]).update(run_id="run_abc")
     listed = [m.id for m in client.beta.threads.messages.list(thread.id, limit=2, order="asc")
-              .auto_paging_iter()]
+              ]
     assert listed == ids
     by_run = client.beta.threads.messages.list(thread.id, run_id="run_abc", order="asc")
     assert [m.id for m in by_run.data] == ids[:2]

@@ -108,10 +108,11 @@ def paginate(
         rows = rows[:limit]
 
     data = [render(row) for row in rows]
+    # The schema declares first_id/last_id as (non-null) strings: an empty page says "".
     return {
         "object": "list",
         "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
+        "first_id": data[0]["id"] if data else "",
+        "last_id": data[-1]["id"] if data else "",
         "has_more": has_more,
     }

@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 
 from rest_framework.exceptions import ParseError
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.utils.mediatypes import media_type_matches
 from rest_framework.parsers import JSONParser
 
 JSON_PARSE_MESSAGE = (
@@ -21,3 +23,17 @@ class StrictJSONParser(JSONParser):
             return json.load(stream)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(JSON_PARSE_MESSAGE) from exc
+
+
+class JSONOnlyNegotiation(BaseContentNegotiation):
+    """Every API answer is JSON (or raw bytes, chosen by the view), whatever `Accept` says:
+    the SDK sends `Accept: application/binary` for file content."""
+
+    def select_parser(self, request, parsers):
+        for parser in parsers:
+            if media_type_matches(parser.media_type, request.content_type):
+                return parser
+        return None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type

@@ -10,7 +10,6 @@ def render_file(file: File) -> dict:
         "filename": file.filename,
         "purpose": file.purpose,
         "status": "processed",
-        "status_details": None,
     }
     if file.expires_at is not None:
         data["expires_at"] = file.expires_at

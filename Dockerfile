@@ -1,0 +1,11 @@
+# The server image: web, workers and beat all run from it (see docker-compose.yml).
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DATA_DIR=/data
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+RUN useradd --create-home --uid 1000 app && mkdir -p /data && chown app /data
+USER app
+EXPOSE 8000
+CMD ["uvicorn", "assistants_project.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]

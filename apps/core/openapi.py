@@ -1,0 +1,151 @@
+"""Validation driven by the official OpenAPI document (apps/core/spec/assistants.openapi.yaml,
+a verbatim copy of ../shared/spec): request bodies are checked against the spec's request
+schemas, so every limit and `additionalProperties: false` comes from the contract itself, and
+failures are reported in OpenAI's wording. Tests use the same document to check responses."""
+
+from __future__ import annotations
+
+import copy
+import re
+from functools import cache
+from pathlib import Path
+
+from apps.core.errors import InvalidRequestError
+from apps.core.openapi_messages import describe_error
+
+SPEC_PATH = Path(__file__).resolve().parent / "spec" / "assistants.openapi.yaml"
+BASE_URI = "urn:assistants-spec"
+
+
+@cache
+def load_spec() -> dict:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with SPEC_PATH.open() as handle:
+        spec = yaml.load(handle, Loader=loader)
+    _replace_recursive_refs(spec)
+    return spec
+
+
+def _replace_recursive_refs(node: object) -> None:
+    """CompoundFilter uses draft 2019-09's $recursiveRef; a plain $ref means the same here."""
+    if isinstance(node, dict):
+        node.pop("$recursiveAnchor", None)
+        if node.get("$recursiveRef") == "#":
+            del node["$recursiveRef"]
+            node["$ref"] = "#/components/schemas/CompoundFilter"
+        for value in node.values():
+            _replace_recursive_refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            _replace_recursive_refs(value)
+
+
+def _request_patches(spec: dict) -> dict:
+    """Limits the contract states in prose but the schema leaves out: metadata is at most 16
+    pairs with keys ≤ 64 and values ≤ 512 characters (CONTRACT.md §1.3); a function name is
+    a-z, A-Z, 0-9, underscores and dashes, at most 64 characters (§3.1)."""
+    patched = copy.deepcopy(spec)
+    schemas = patched["components"]["schemas"]
+    metadata = schemas["Metadata"]["anyOf"][0]
+    metadata["maxProperties"] = 16
+    metadata["propertyNames"] = {"maxLength": 64}
+    metadata["additionalProperties"] = {"type": "string", "maxLength": 512}
+    function_name = schemas["FunctionObject"]["properties"]["name"]
+    function_name["maxLength"] = 64
+    function_name["pattern"] = "^[a-zA-Z0-9_-]+$"
+    return patched
+
+
+@cache
+def _registry(kind: str):
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    spec = load_spec() if kind == "response" else _request_patches(load_spec())
+    return Registry().with_resource(BASE_URI, Resource(contents=spec, specification=DRAFT202012))
+
+
+@cache
+def _validator(kind: str, schema_name: str):
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(
+        {"$ref": f"{BASE_URI}#/components/schemas/{schema_name}"}, registry=_registry(kind)
+    )
+
+
+def validate_request(schema_name: str, body: object) -> None:
+    """Raise InvalidRequestError naming the offending field when `body` breaks the schema."""
+    if not isinstance(body, dict):
+        raise InvalidRequestError(
+            "Invalid type for request body: expected an object, but got "
+            f"{type(body).__name__} instead.",
+            code="invalid_type",
+        )
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_validator("request", schema_name).iter_errors(body), key=_relevance)
+    if error is not None:
+        message, param, code = describe_error(error)
+        raise InvalidRequestError(message, param=param, code=code)
+
+
+def _relevance(error):
+    from jsonschema.exceptions import relevance
+
+    # Prefer the deepest, most specific complaint: "tools[0].function.name is too long"
+    # over "tools[0] is not valid under any of the given schemas".
+    return relevance(error)
+
+
+def response_errors(schema_name: str, instance: object) -> list[str]:
+    validator = _validator("response", schema_name)
+    problems = []
+    for error in validator.iter_errors(instance):
+        location = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        problems.append(f"{location or '<root>'}: {error.message[:300]}")
+    return problems
+
+
+@cache
+def _path_table() -> list[tuple[re.Pattern, str]]:
+    table = []
+    for template in load_spec()["paths"]:
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        table.append((re.compile(f"^{pattern}$"), template))
+    # Literal segments beat parameters: /threads/runs before /threads/{thread_id}.
+    table.sort(key=lambda item: item[1].count("{"))
+    return table
+
+
+def _operation(method: str, path: str) -> dict | None:
+    path = path.split("?", 1)[0]
+    if path.startswith("/v1/"):
+        path = path[3:]
+    for pattern, template in _path_table():
+        if pattern.match(path):
+            return load_spec()["paths"][template].get(method.lower())
+    return None
+
+
+def _schema_name(content: dict | None, media: str) -> str | None:
+    schema = ((content or {}).get(media) or {}).get("schema") or {}
+    ref = schema.get("$ref", "")
+    return ref.rsplit("/", 1)[-1] if ref else None
+
+
+def response_schema_for(method: str, path: str) -> str | None:
+    operation = _operation(method, path)
+    if operation is None:
+        return None
+    return _schema_name(operation.get("responses", {}).get("200", {}).get("content"),
+                        "application/json")
+
+
+def request_schema_for(method: str, path: str) -> str | None:
+    operation = _operation(method, path)
+    if operation is None:
+        return None
+    return _schema_name((operation.get("requestBody") or {}).get("content"), "application/json")
