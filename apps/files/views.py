@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import FileResponse
+from asgiref.sync import sync_to_async
+from django.http import StreamingHttpResponse
+from django.utils.http import content_disposition_header
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
@@ -42,12 +44,23 @@ class FileDetailView(ApiView):
         return Response({"id": deleted_id, "object": "file", "deleted": True})
 
 
+async def _chunks(handle, chunk_size: int = 1024 * 1024):
+    """Read in a worker thread, one chunk at a time: under ASGI a synchronous iterator would be
+    collected whole into memory before sending."""
+    try:
+        while chunk := await sync_to_async(handle.read)(chunk_size):
+            yield chunk
+    finally:
+        await sync_to_async(handle.close)()
+
+
 class FileContentView(ApiView):
     def get(self, request, file_id: str):
         file = services.get_file(self.project, file_id)
-        return FileResponse(
-            file.content.open("rb"),
+        response = StreamingHttpResponse(
+            _chunks(file.content.open("rb")),
             content_type=file.mime_type or "application/octet-stream",
-            as_attachment=True,
-            filename=file.filename,
         )
+        response["Content-Length"] = str(file.bytes)
+        response["Content-Disposition"] = content_disposition_header(True, file.filename)
+        return response
