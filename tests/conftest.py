@@ -29,10 +29,6 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def fake_upstream():
-    if os.environ.get("TMP_NO_UPSTREAM"):
-        import types
-        yield types.SimpleNamespace(base_url="http://127.0.0.1:9/v1")
-        return
     from tests.fake_upstream import FakeUpstream
 
     upstream = FakeUpstream()
@@ -62,6 +58,7 @@ def stack(fake_upstream, django_db_blocker):
             "EMBEDDINGS_BASE_URL": fake_upstream.base_url,
             "EMBEDDINGS_API_KEY": "sk-fake-upstream",
             "FILE_UPLOAD_MAX_BYTES": str(TEST_UPLOAD_LIMIT),
+            "LLM_RETRY_BUDGET_SECONDS": "6",
             "SANDBOX_IDLE_TIMEOUT": os.environ.get("SANDBOX_IDLE_TIMEOUT", "3600"),
         },
     )

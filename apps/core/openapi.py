@@ -24,22 +24,36 @@ def load_spec() -> dict:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with SPEC_PATH.open() as handle:
         spec = yaml.load(handle, Loader=loader)
-    _replace_recursive_refs(spec)
+    _normalise(spec)
     return spec
 
 
-def _replace_recursive_refs(node: object) -> None:
-    """CompoundFilter uses draft 2019-09's $recursiveRef; a plain $ref means the same here."""
+def _normalise(node: object) -> None:
+    """Turn the document's OpenAPI-isms into plain JSON Schema 2020-12: CompoundFilter's draft
+    2019-09 `$recursiveRef` becomes a `$ref`, and 3.0-style `nullable: true` admits null."""
     if isinstance(node, dict):
         node.pop("$recursiveAnchor", None)
         if node.get("$recursiveRef") == "#":
             del node["$recursiveRef"]
             node["$ref"] = "#/components/schemas/CompoundFilter"
+        if node.pop("nullable", False) is True:
+            _admit_null(node)
         for value in node.values():
-            _replace_recursive_refs(value)
+            _normalise(value)
     elif isinstance(node, list):
         for value in node:
-            _replace_recursive_refs(value)
+            _normalise(value)
+
+
+def _admit_null(node: dict) -> None:
+    if "type" in node:
+        types = node["type"] if isinstance(node["type"], list) else [node["type"]]
+        node["type"] = [*types, "null"] if "null" not in types else types
+        if "enum" in node and None not in node["enum"]:
+            node["enum"] = [*node["enum"], None]
+    else:
+        branch = {key: node.pop(key) for key in list(node) if key in ("$ref", "allOf", "anyOf", "oneOf")}
+        node["anyOf"] = [branch, {"type": "null"}]
 
 
 def _request_patches(spec: dict) -> dict:

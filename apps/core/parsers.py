@@ -4,8 +4,8 @@ import json
 
 from rest_framework.exceptions import ParseError
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.utils.mediatypes import media_type_matches
 from rest_framework.parsers import JSONParser
+from rest_framework.utils.mediatypes import media_type_matches
 
 JSON_PARSE_MESSAGE = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "

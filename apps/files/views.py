@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from django.conf import settings
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.http import StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from rest_framework.parsers import MultiPartParser
