@@ -105,6 +105,13 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_TOKEN": None,
 }
 
+# Runs.
+RUN_EXPIRY_SECONDS = env_int("RUN_EXPIRY_SECONDS", 600, minimum=1)
+POLL_AFTER_MS = env_int("POLL_AFTER_MS", 50, minimum=1)
+# A run whose worker has not proved alive for this long is resumed once, then failed.
+RUN_ORPHAN_AFTER_SECONDS = env_float("RUN_ORPHAN_AFTER_SECONDS", 20.0, minimum=1.0)
+MAINTENANCE_INTERVAL_SECONDS = env_float("MAINTENANCE_INTERVAL_SECONDS", 5.0, minimum=0.5)
+
 # Celery: JSON only, one queue per kind of work.
 CELERY_BROKER_URL = embedded.celery_broker_url(REDIS_URL)
 CELERY_RESULT_BACKEND = None
@@ -118,8 +125,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "runs"
 CELERY_IMPORTS = ["workers.tasks"]
 CELERY_BEAT_SCHEDULE = {
-    "expire-runs": {"task": "workers.runs.tasks.expire_runs", "schedule": 5.0},
-    "recover-orphaned-runs": {"task": "workers.runs.tasks.recover_orphaned_runs", "schedule": 5.0},
+    "expire-runs": {"task": "workers.runs.tasks.expire_runs",
+                    "schedule": MAINTENANCE_INTERVAL_SECONDS},
+    "recover-orphaned-runs": {"task": "workers.runs.tasks.recover_orphaned_runs",
+                              "schedule": MAINTENANCE_INTERVAL_SECONDS},
 }
 
 # Upstream model provider (any OpenAI-compatible endpoint).
@@ -132,10 +141,6 @@ EMBEDDINGS_BASE_URL = env_str("EMBEDDINGS_BASE_URL", "")
 EMBEDDINGS_API_KEY = env_str("EMBEDDINGS_API_KEY", "")
 EMBEDDINGS_MODEL = env_str("EMBEDDINGS_MODEL", "text-embedding-3-large")
 EMBEDDINGS_DIMENSIONS = env_int("EMBEDDINGS_DIMENSIONS", 256, minimum=1)
-
-# Runs.
-RUN_EXPIRY_SECONDS = env_int("RUN_EXPIRY_SECONDS", 600, minimum=1)
-POLL_AFTER_MS = env_int("POLL_AFTER_MS", 50, minimum=1)
 
 # Code Interpreter sandboxes.
 SANDBOX_IMAGE = env_str("SANDBOX_IMAGE", "assistants-sandbox:latest")

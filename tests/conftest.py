@@ -59,6 +59,8 @@ def stack(fake_upstream, django_db_blocker):
             "EMBEDDINGS_API_KEY": "sk-fake-upstream",
             "FILE_UPLOAD_MAX_BYTES": str(TEST_UPLOAD_LIMIT),
             "LLM_RETRY_BUDGET_SECONDS": "6",
+            "RUN_ORPHAN_AFTER_SECONDS": "4",
+            "MAINTENANCE_INTERVAL_SECONDS": "1",
             "SANDBOX_IDLE_TIMEOUT": os.environ.get("SANDBOX_IDLE_TIMEOUT", "3600"),
         },
     )

@@ -340,3 +340,33 @@ def test_an_unanswered_function_call_expires_the_run(client, assistant, upstream
             run_id=run.id, thread_id=thread.id,
             tool_outputs=[{"tool_call_id": current.required_action.submit_tool_outputs.tool_calls[0].id
                            if current.required_action else "call_x", "output": "late"}])
+
+
+def test_a_worker_killed_mid_run_leaves_no_stuck_run_and_no_duplicate_message(
+        client, assistant, upstream, stack):
+    import os
+    import signal
+
+    upstream.enqueue(Reply(text="partial answer that never finishes", per_chunk_delay=1.0))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    deadline = time.monotonic() + 10
+    while not client.beta.threads.messages.list(thread.id, run_id=run.id).data:
+        assert time.monotonic() < deadline, "the run never started writing its message"
+        time.sleep(0.05)
+
+    worker = stack.children.pop("worker-runs")
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    stack.start_worker("runs")
+
+    final = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=200)
+    assert final.status in ("completed", "failed")
+    produced = client.beta.threads.messages.list(thread.id, run_id=run.id).data
+    if final.status == "completed":
+        assert len(produced) == 1 and produced[0].status == "completed"
+        assert produced[0].content[0].text.value == "You said: hi"
+    else:
+        assert all(message.status != "in_progress" for message in produced)
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+    assert all(step.status != "in_progress" for step in steps)

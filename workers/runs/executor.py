@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 
+from django.conf import settings
 from django.db import close_old_connections
 from django.db.models import F
 
@@ -28,7 +29,6 @@ from workers.runs.writer import TurnWriter
 logger = logging.getLogger(__name__)
 
 MAX_MODEL_CALLS = 12
-HEARTBEAT_SECONDS = 5.0
 COMPLETION_RESERVE = 4096
 
 
@@ -43,7 +43,8 @@ class Heartbeat:
 
     def _beat(self) -> None:
         try:
-            while not self._stop.wait(HEARTBEAT_SECONDS):
+            # Four beats per orphan timeout: one missed beat never looks like a dead worker.
+            while not self._stop.wait(settings.RUN_ORPHAN_AFTER_SECONDS / 4):
                 Run.objects.filter(pk=self.run_id).update(heartbeat_at=time.time())
         finally:
             close_old_connections()

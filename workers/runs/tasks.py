@@ -7,6 +7,7 @@ import logging
 import time
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
@@ -17,7 +18,6 @@ from apps.threads.models import Message
 
 logger = logging.getLogger(__name__)
 
-ORPHAN_AFTER_SECONDS = 20
 MAX_ATTEMPTS = 2
 
 
@@ -59,7 +59,7 @@ def recover_orphaned_runs() -> int:
     from apps.runs.services import enqueue_run
     from workers.runs.executor import fail
 
-    stale_before = time.time() - ORPHAN_AFTER_SECONDS
+    stale_before = time.time() - settings.RUN_ORPHAN_AFTER_SECONDS
     orphans = Run.objects.filter(status="in_progress", heartbeat_at__lt=stale_before)
     recovered = 0
     for run in orphans:
