@@ -64,10 +64,13 @@ WSGI_APPLICATION = "assistants_project.wsgi.application"
 
 # Storage: an embedded Postgres under DATA_DIR unless DATABASE_URL says otherwise.
 DATABASE_URL = env_str("DATABASE_URL") or embedded.embedded_database_url(DATA_DIR)
-DATABASES = {
-    "default": dj_database_url.parse(
-        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
-    )
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+# A connection pool per process: ASGI request threads and Celery worker threads borrow and
+# return connections instead of each holding one open.
+DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    "min_size": env_int("DB_POOL_MIN_SIZE", 1, minimum=0),
+    "max_size": env_int("DB_POOL_MAX_SIZE", 20, minimum=1),
+    "timeout": env_float("DB_POOL_TIMEOUT", 30.0, minimum=1.0),
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -52,3 +52,18 @@ def request_cancel(run_id: str) -> None:
 
 def cancel_requested(run_id: str) -> bool:
     return bool(get_redis().exists(cancel_key(run_id)))
+
+
+def heartbeat_key(run_id: str) -> str:
+    return f"run:{run_id}:alive"
+
+
+def heartbeat(run_id: str, ttl: float) -> None:
+    get_redis().set(heartbeat_key(run_id), "1", px=int(ttl * 1000))
+
+
+def alive(run_ids: list[str]) -> set[str]:
+    if not run_ids:
+        return set()
+    flags = get_redis().mget([heartbeat_key(run_id) for run_id in run_ids])
+    return {run_id for run_id, flag in zip(run_ids, flags, strict=True) if flag is not None}

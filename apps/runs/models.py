@@ -41,9 +41,8 @@ class Run(ProjectScoped):
 
     prompt_tokens = models.IntegerField(default=0)
     completion_tokens = models.IntegerField(default=0)
-    # Worker bookkeeping: how often it was (re)started, and when it last proved alive.
+    # How often a worker claimed it: a run whose worker died is resumed once, then failed.
     attempts = models.IntegerField(default=0)
-    heartbeat_at = models.FloatField(null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -9,7 +9,6 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import close_old_connections
 from django.db.models import F
 
 from apps.core.models import unix_now
@@ -33,8 +32,9 @@ COMPLETION_RESERVE = 4096
 
 
 class Heartbeat:
-    """Proves the run is alive while it waits on the model or a sandbox; beat recovers runs
-    whose heartbeat stops."""
+    """Proves the run is alive while it waits on the model or a sandbox: a Redis key with a
+    short TTL, refreshed by a thread (no database connection held for it). Beat resumes runs
+    whose key has lapsed."""
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
@@ -42,17 +42,15 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, daemon=True)
 
     def _beat(self) -> None:
-        try:
-            # Four beats per orphan timeout: one missed beat never looks like a dead worker.
-            while not self._stop.wait(settings.RUN_ORPHAN_AFTER_SECONDS / 4):
-                Run.objects.filter(pk=self.run_id).update(heartbeat_at=time.time())
-        finally:
-            close_old_connections()
-            from django.db import connection
-
-            connection.close()
+        # Four beats per orphan timeout: one missed beat never looks like a dead worker.
+        interval = settings.RUN_ORPHAN_AFTER_SECONDS / 4
+        while True:
+            events.heartbeat(self.run_id, ttl=settings.RUN_ORPHAN_AFTER_SECONDS)
+            if self._stop.wait(interval):
+                return
 
     def __enter__(self) -> Heartbeat:
+        events.heartbeat(self.run_id, ttl=settings.RUN_ORPHAN_AFTER_SECONDS)
         self._thread.start()
         return self
 
@@ -309,8 +307,8 @@ def execute_run(run_id: str) -> None:
             "queued", "requires_action"):
         expire(run_id)
         return
-    claimed = state.transition(run_id, "in_progress", attempts=F("attempts") + 1,
-                               heartbeat_at=time.time())
+    events.heartbeat(run_id, ttl=settings.RUN_ORPHAN_AFTER_SECONDS)
+    claimed = state.transition(run_id, "in_progress", attempts=F("attempts") + 1)
     if claimed is None:
         return  # someone else has it, or it already ended
     RunExecution(claimed).execute()

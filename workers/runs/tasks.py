@@ -7,7 +7,6 @@ import logging
 import time
 
 from celery import shared_task
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
@@ -59,16 +58,18 @@ def recover_orphaned_runs() -> int:
     from apps.runs.services import enqueue_run
     from workers.runs.executor import fail
 
-    stale_before = time.time() - settings.RUN_ORPHAN_AFTER_SECONDS
-    orphans = Run.objects.filter(status="in_progress", heartbeat_at__lt=stale_before)
+    in_progress = list(Run.objects.filter(status="in_progress"))
+    living = events.alive([run.pk for run in in_progress])
     recovered = 0
-    for run in orphans:
+    for run in in_progress:
+        if run.pk in living:
+            continue
         if run.attempts >= MAX_ATTEMPTS:
             fail(run.pk, "server_error", "The worker running this run stopped unexpectedly.")
             continue
         with transaction.atomic():
             requeued = state.transition(run.pk, "queued", publish=False,
-                                        where=Q(heartbeat_at__lt=stale_before))
+                                        where=Q(attempts=run.attempts))
             if requeued is None:
                 continue
             _discard_partial_output(run)
