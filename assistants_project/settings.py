@@ -23,12 +23,14 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "rest_framework",
     "apps.core",
     "apps.files",
     "apps.assistants",
     "apps.threads",
     "apps.runs",
+    "apps.vector_stores",
 ]
 
 MIDDLEWARE = [
@@ -132,6 +134,8 @@ CELERY_BEAT_SCHEDULE = {
                     "schedule": MAINTENANCE_INTERVAL_SECONDS},
     "recover-orphaned-runs": {"task": "workers.runs.tasks.recover_orphaned_runs",
                               "schedule": MAINTENANCE_INTERVAL_SECONDS},
+    "expire-vector-stores": {"task": "workers.ingest.tasks.expire_vector_stores",
+                             "schedule": 60.0},
 }
 
 # Upstream model provider (any OpenAI-compatible endpoint).

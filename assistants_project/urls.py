@@ -8,6 +8,7 @@ api_patterns = [
     path("", include("apps.runs.urls")),
     path("", include("apps.threads.urls")),
     path("", include("apps.files.urls")),
+    path("", include("apps.vector_stores.urls")),
 ]
 
 urlpatterns = [

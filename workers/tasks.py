@@ -1,3 +1,4 @@
 """Every Celery task module, imported so workers and beat know them."""
 
+from workers.ingest import tasks as ingest_tasks  # noqa: F401
 from workers.runs import tasks as run_tasks  # noqa: F401

@@ -36,6 +36,13 @@ def _normalise(node: object) -> None:
         if node.get("$recursiveRef") == "#":
             del node["$recursiveRef"]
             node["$ref"] = "#/components/schemas/CompoundFilter"
+        members = node.get("allOf")
+        if isinstance(members, list) and any(
+                isinstance(m, dict) and m.get("nullable") is True and "type" not in m for m in members):
+            # `allOf: [{$ref}, {nullable: true}]`: the referenced schema, or null.
+            node["allOf"] = [m for m in members if not (isinstance(m, dict) and m.get("nullable") is True
+                                                        and "type" not in m)]
+            node["nullable"] = True
         if node.pop("nullable", False) is True:
             _admit_null(node)
         for value in node.values():

@@ -60,8 +60,8 @@ def _parse_order(raw: str | None) -> str:
     return raw
 
 
-def _cursor_filter(queryset: QuerySet, param: str, cursor_id: str, newer: bool) -> Q:
-    anchor = queryset.filter(pk=cursor_id).values_list("created_ns", flat=True).first()
+def _cursor_filter(queryset: QuerySet, param: str, cursor_id: str, newer: bool, field: str) -> Q:
+    anchor = queryset.filter(**{field: cursor_id}).values_list("created_ns", flat=True).first()
     if anchor is None:
         raise InvalidRequestError(
             f"Invalid '{param}': no object with id '{cursor_id}' was found in this list.",
@@ -69,8 +69,8 @@ def _cursor_filter(queryset: QuerySet, param: str, cursor_id: str, newer: bool) 
             code="invalid_value",
         )
     if newer:
-        return Q(created_ns__gt=anchor) | Q(created_ns=anchor, pk__gt=cursor_id)
-    return Q(created_ns__lt=anchor) | Q(created_ns=anchor, pk__lt=cursor_id)
+        return Q(created_ns__gt=anchor) | Q(created_ns=anchor, **{f"{field}__gt": cursor_id})
+    return Q(created_ns__lt=anchor) | Q(created_ns=anchor, **{f"{field}__lt": cursor_id})
 
 
 def paginate(
@@ -78,11 +78,12 @@ def paginate(
     queryset: QuerySet,
     render: Callable[[Model], dict],
     rules: ListRules = STANDARD,
+    cursor_field: str = "pk",
 ) -> dict:
     """A list page: {"object":"list","data","first_id","last_id","has_more"}.
 
-    Ordered by creation (`created_ns`, then id); `after` moves away from the first item in the
-    chosen order and `before` toward it, as OpenAI's lists do."""
+    Ordered by creation (`created_ns`, then the public id in `cursor_field`); `after` moves away
+    from the first item in the chosen order and `before` toward it, as OpenAI's lists do."""
     limit = _parse_limit(query_params.get("limit"), rules)
     order = _parse_order(query_params.get("order"))
     after = query_params.get("after") or None
@@ -91,18 +92,18 @@ def paginate(
     ascending = order == "asc"
     page = queryset
     if after:
-        page = page.filter(_cursor_filter(queryset, "after", after, newer=ascending))
+        page = page.filter(_cursor_filter(queryset, "after", after, ascending, cursor_field))
     if before:
-        page = page.filter(_cursor_filter(queryset, "before", before, newer=not ascending))
+        page = page.filter(_cursor_filter(queryset, "before", before, not ascending, cursor_field))
 
     if before and not after:
         # Walk backwards from the cursor, then restore the requested order.
-        reverse = ("created_ns", "pk") if not ascending else ("-created_ns", "-pk")
+        reverse = ("created_ns", cursor_field) if not ascending else ("-created_ns", f"-{cursor_field}")
         rows = list(page.order_by(*reverse)[: limit + 1])
         has_more = len(rows) > limit
         rows = list(reversed(rows[:limit]))
     else:
-        ordering = ("created_ns", "pk") if ascending else ("-created_ns", "-pk")
+        ordering = ("created_ns", cursor_field) if ascending else ("-created_ns", f"-{cursor_field}")
         rows = list(page.order_by(*ordering)[: limit + 1])
         has_more = len(rows) > limit
         rows = rows[:limit]

@@ -276,7 +276,7 @@ class RunExecution:
                 continue
             result = handler(run, record["id"], call.arguments)
             step.step_details["tool_calls"][call.index] = {**result.record, "id": record["id"]}
-            step.tool_io[record["id"]]["output"] = result.model_output
+            step.tool_io[record["id"]].update(output=result.model_output, **result.extras)
             writer.publish_tool_outputs(call.index, step.step_details["tool_calls"][call.index])
             step.save(update_fields=["step_details", "tool_io"])
             if self.should_stop():

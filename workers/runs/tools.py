@@ -57,6 +57,7 @@ class HostedResult:
     model_output: str
     record: dict
     message_parts: list[dict] = field(default_factory=list)
+    extras: dict = field(default_factory=dict)  # kept in the step's tool_io (e.g. citations)
 
 
 HostedHandler = Callable[[Run, str, str], HostedResult]  # (run, call_id, arguments_json)

@@ -1,0 +1,38 @@
+"""Embeddings through any OpenAI-compatible /v1/embeddings endpoint. Without one configured,
+file_search is keyword-only (and /readyz says so)."""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+BATCH_SIZE = 128
+
+
+def embeddings_configured() -> bool:
+    return bool(settings.EMBEDDINGS_BASE_URL)
+
+
+@cache
+def _client():
+    import openai
+
+    return openai.OpenAI(base_url=settings.EMBEDDINGS_BASE_URL,
+                         api_key=settings.EMBEDDINGS_API_KEY or "none", max_retries=3,
+                         timeout=settings.LLM_TIMEOUT)
+
+
+def embed_texts(texts: list[str]) -> list[list[float]] | None:
+    """Vectors for `texts`, in batches; None when no embeddings endpoint is configured."""
+    if not embeddings_configured():
+        return None
+    vectors: list[list[float]] = []
+    for start in range(0, len(texts), BATCH_SIZE):
+        response = _client().embeddings.create(
+            model=settings.EMBEDDINGS_MODEL, input=texts[start:start + BATCH_SIZE],
+            dimensions=settings.EMBEDDINGS_DIMENSIONS)
+        vectors += [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
+    return vectors

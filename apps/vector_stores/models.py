@@ -1,0 +1,83 @@
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+from pgvector.django import HalfVectorField, HnswIndex
+
+from apps.core.models import ProjectScoped, monotonic_ns
+from apps.files.models import File
+
+
+class VectorStore(ProjectScoped):
+    id_kind = "vector_store"
+
+    name = models.CharField(max_length=256, null=True, blank=True)
+    description = models.CharField(max_length=512, null=True, blank=True)
+    expires_after = models.JSONField(null=True, blank=True)
+    expires_at = models.IntegerField(null=True, blank=True)
+    last_active_at = models.IntegerField(null=True, blank=True)
+    expired = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "created_ns"])]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.name or ''}".strip()
+
+
+class FileBatch(ProjectScoped):
+    id_kind = "file_batch"
+
+    vector_store = models.ForeignKey(VectorStore, on_delete=models.CASCADE, related_name="batches")
+    cancelled = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class VectorStoreFile(models.Model):
+    """A file attached to a vector store; its public id is the file's id."""
+
+    vector_store = models.ForeignKey(VectorStore, on_delete=models.CASCADE, related_name="files")
+    file = models.ForeignKey(File, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey("core.Project", on_delete=models.CASCADE, related_name="+")
+    batch = models.ForeignKey(FileBatch, on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="files")
+    created_ns = models.BigIntegerField(default=monotonic_ns)
+    status = models.CharField(max_length=16, default="in_progress", db_index=True)
+    last_error = models.JSONField(null=True, blank=True)
+    usage_bytes = models.BigIntegerField(default=0)
+    chunking_strategy = models.JSONField(default=dict)
+    attributes = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["vector_store", "file"], name="one_file_per_store")]
+        indexes = [models.Index(fields=["vector_store", "created_ns"])]
+
+    def __str__(self) -> str:
+        return f"{self.file_id} in {self.vector_store_id} ({self.status})"
+
+    @property
+    def created_at(self) -> int:
+        return self.created_ns // 1_000_000_000
+
+
+class Chunk(models.Model):
+    vector_store_file = models.ForeignKey(VectorStoreFile, on_delete=models.CASCADE,
+                                          related_name="chunks")
+    vector_store = models.ForeignKey(VectorStore, on_delete=models.CASCADE, related_name="+")
+    file = models.ForeignKey(File, on_delete=models.CASCADE, related_name="+")
+    index = models.IntegerField()
+    text = models.TextField()
+    token_start = models.IntegerField()
+    token_end = models.IntegerField()
+    embedding = HalfVectorField(dimensions=settings.EMBEDDINGS_DIMENSIONS, null=True)
+    search_vector = SearchVectorField(null=True)
+
+    class Meta:
+        indexes = [
+            HnswIndex(name="chunk_embedding_hnsw", fields=["embedding"], m=16, ef_construction=64,
+                      opclasses=["halfvec_cosine_ops"]),
+            GinIndex(name="chunk_search_vector_gin", fields=["search_vector"]),
+            models.Index(fields=["vector_store", "file"]),
+        ]

@@ -1,0 +1,112 @@
+"""Hybrid retrieval: a filtered vector search (pgvector HNSW with iterative scans, so filters
+never starve results) fused with Postgres full-text search, then `score_threshold` and the
+result limit."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models import Q
+
+from apps.vector_stores.embeddings import embed_texts
+from apps.vector_stores.models import Chunk
+
+EMBEDDING_WEIGHT = 0.7
+TEXT_WEIGHT = 0.3
+CANDIDATES = 50
+_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+@dataclass
+class Hit:
+    chunk_id: int
+    file_id: str
+    filename: str
+    text: str
+    score: float
+    attributes: dict
+
+
+_COMPARISONS = {"eq": "", "gt": "__gt", "gte": "__gte", "lt": "__lt", "lte": "__lte"}
+
+
+def filter_q(spec: dict, prefix: str = "vector_store_file__attributes__") -> Q:
+    """ComparisonFilter / CompoundFilter → a Q over the files' attributes."""
+    kind = spec.get("type", "eq")
+    if kind in ("and", "or"):
+        parts = [filter_q(inner, prefix) for inner in spec.get("filters") or []]
+        combined = Q()
+        for part in parts:
+            combined = combined & part if kind == "and" else combined | part
+        return combined
+    key, value = spec["key"], spec["value"]
+    if kind == "ne":
+        return ~Q(**{f"{prefix}{key}": value})
+    if kind in ("in", "nin"):
+        values = value if isinstance(value, list) else [value]
+        match = Q(**{f"{prefix}{key}__in": values})
+        return match if kind == "in" else ~match
+    return Q(**{f"{prefix}{key}{_COMPARISONS[kind]}": value})
+
+
+def _tsquery(query: str) -> str:
+    words = [w.lower() for w in _WORD.findall(query)]
+    return " | ".join(dict.fromkeys(words))
+
+
+def search(store_ids: list[str], queries: list[str], *, max_results: int = 10,
+           score_threshold: float = 0.0, filters: dict | None = None) -> list[Hit]:
+    base = Chunk.objects.filter(vector_store_id__in=store_ids,
+                                vector_store_file__status="completed")
+    if filters:
+        base = base.filter(filter_q(filters))
+    vectors = embed_texts(queries)
+    scored: dict[int, dict[str, float]] = {}
+    with transaction.atomic():
+        if vectors is not None:
+            with connection.cursor() as cursor:
+                # pgvector 0.8: keep scanning the HNSW graph until filtered results suffice.
+                cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                cursor.execute("SET LOCAL hnsw.ef_search = 100")
+            from pgvector.django import CosineDistance
+
+            for vector in vectors:
+                rows = (base.exclude(embedding=None)
+                        .annotate(distance=CosineDistance("embedding", vector))
+                        .order_by("distance").values_list("pk", "distance")[:CANDIDATES])
+                for chunk_id, distance in rows:
+                    similarity = max(0.0, 1.0 - float(distance))
+                    entry = scored.setdefault(chunk_id, {"vector": 0.0, "text": 0.0})
+                    entry["vector"] = max(entry["vector"], similarity)
+        for query in queries:
+            expression = _tsquery(query)
+            if not expression:
+                continue
+            from django.contrib.postgres.search import SearchQuery, SearchRank
+
+            search_query = SearchQuery(expression, search_type="raw", config="english")
+            rows = (base.filter(search_vector=search_query)
+                    .annotate(rank=SearchRank("search_vector", search_query, cover_density=True,
+                                              normalization=32))
+                    .order_by("-rank").values_list("pk", "rank")[:CANDIDATES])
+            rows = list(rows)
+            top = max((float(rank) for _, rank in rows), default=0.0) or 1.0
+            for chunk_id, rank in rows:
+                entry = scored.setdefault(chunk_id, {"vector": 0.0, "text": 0.0})
+                entry["text"] = max(entry["text"], float(rank) / top)
+    if vectors is None:
+        fused = {chunk_id: parts["text"] for chunk_id, parts in scored.items()}
+    else:
+        fused = {chunk_id: EMBEDDING_WEIGHT * parts["vector"] + TEXT_WEIGHT * parts["text"]
+                 for chunk_id, parts in scored.items()}
+    ranked = sorted((item for item in fused.items() if item[1] >= score_threshold),
+                    key=lambda item: -item[1])[:max_results]
+    chunks = {c.pk: c for c in Chunk.objects.filter(pk__in=[cid for cid, _ in ranked])
+              .select_related("file", "vector_store_file")}
+    return [Hit(chunk_id=cid, file_id=chunks[cid].file_id, filename=chunks[cid].file.filename,
+                text=chunks[cid].text, score=round(min(1.0, score), 6),
+                attributes=chunks[cid].vector_store_file.attributes or {})
+            for cid, score in ranked]
+

@@ -1,0 +1,270 @@
+"""Vector stores, their files and file batches. Ingestion itself runs on the `ingest` queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+
+from apps.core.errors import InvalidRequestError, not_found
+from apps.core.models import Project, unix_now
+from apps.core.openapi import validate_request
+from apps.files.models import File
+from apps.files.services import require_files
+from apps.vector_stores.models import FileBatch, VectorStore, VectorStoreFile
+
+INGEST_TASK = "workers.ingest.tasks.ingest_file"
+AUTO_CHUNKING = {"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}}
+THREAD_STORE_EXPIRY = {"anchor": "last_active_at", "days": 7}
+DAY = 86_400
+
+
+def get_store(project: Project, store_id: str, param: str | None = None) -> VectorStore:
+    store = VectorStore.objects.filter(project=project, pk=store_id).first()
+    if store is None:
+        raise not_found("vector store", store_id, param=param)
+    return store
+
+
+def require_vector_stores(project: Project, store_ids: Iterable[str], param: str) -> None:
+    wanted = list(store_ids)
+    found = set(VectorStore.objects.filter(project=project, pk__in=wanted).values_list("pk", flat=True))
+    for index, store_id in enumerate(wanted):
+        if store_id not in found:
+            raise InvalidRequestError(
+                f"Invalid '{param}[{index}]': no vector store found with id '{store_id}'.",
+                param=f"{param}[{index}]")
+
+
+def resolve_chunking(strategy: dict | None, param: str = "chunking_strategy") -> dict:
+    """`auto` is stored (and echoed) as static 800/400; static overlap may be at most half."""
+    if not strategy or strategy.get("type") == "auto":
+        return AUTO_CHUNKING
+    static = strategy["static"]
+    size, overlap = static["max_chunk_size_tokens"], static["chunk_overlap_tokens"]
+    if overlap > size // 2:
+        raise InvalidRequestError(
+            f"Invalid '{param}.static.chunk_overlap_tokens': must not exceed half of "
+            f"max_chunk_size_tokens ({size // 2}), but got {overlap}.",
+            param=f"{param}.static.chunk_overlap_tokens", code="invalid_value")
+    return {"type": "static", "static": {"max_chunk_size_tokens": size, "chunk_overlap_tokens": overlap}}
+
+
+def _expires_at(store: VectorStore) -> int | None:
+    if not store.expires_after:
+        return None
+    anchor = store.last_active_at or store.created_at
+    return anchor + int(store.expires_after["days"]) * DAY
+
+
+def enqueue_ingestion(entry_ids: list[int]) -> None:
+    from assistants_project.celery import app
+
+    def send() -> None:
+        for entry_id in entry_ids:
+            app.send_task(INGEST_TASK, args=[entry_id], queue="ingest")
+
+    transaction.on_commit(send)
+
+
+def _attach(project: Project, store: VectorStore, file_ids: list[str], chunking: dict,
+            attributes: dict | None, batch: FileBatch | None = None) -> list[VectorStoreFile]:
+    """Attach files (idempotent: a file already in the store is left as it is)."""
+    files = {f.pk: f for f in File.objects.filter(project=project, pk__in=file_ids)}
+    attached = []
+    for file_id in dict.fromkeys(file_ids):
+        entry, created = VectorStoreFile.objects.get_or_create(
+            vector_store=store, file=files[file_id],
+            defaults={"project": project, "chunking_strategy": chunking, "attributes": attributes,
+                      "batch": batch})
+        if not created and batch is not None and entry.status == "in_progress":
+            entry.batch = batch
+            entry.save(update_fields=["batch"])
+        attached.append(entry)
+        if created:
+            enqueue_ingestion([entry.pk])
+    return attached
+
+
+def create_store(project: Project, body: dict, *, validated: bool = False,
+                 default_expiry: dict | None = None) -> VectorStore:
+    if not validated:
+        validate_request("CreateVectorStoreRequest", body)
+    file_ids = body.get("file_ids") or []
+    require_files(project, file_ids, "file_ids")
+    chunking = resolve_chunking(body.get("chunking_strategy"))
+    with transaction.atomic():
+        store = VectorStore(project=project, name=body.get("name"), description=body.get("description"),
+                            metadata=body.get("metadata") or {},
+                            expires_after=body.get("expires_after") or default_expiry,
+                            last_active_at=unix_now())
+        store.save()
+        store.expires_at = _expires_at(store)
+        store.save(update_fields=["expires_at"])
+        _attach(project, store, file_ids, chunking, None)
+    return store
+
+
+def create_from_helper(project: Project, helper: dict, *, owner_kind: str) -> VectorStore:
+    """`tool_resources.file_search.vector_stores[]`: thread stores expire 7 days after last use."""
+    return create_store(project, {k: v for k, v in helper.items() if k in (
+        "file_ids", "chunking_strategy", "metadata")}, validated=True,
+        default_expiry=THREAD_STORE_EXPIRY if owner_kind == "thread" else None)
+
+
+def attach_to_thread_store(project: Project, thread, file_ids: list[str]) -> None:
+    """Message attachments for file_search land in the thread's vector store, made on demand."""
+    store_ids = ((thread.tool_resources or {}).get("file_search") or {}).get("vector_store_ids") or []
+    store = VectorStore.objects.filter(project=project, pk__in=store_ids).first()
+    if store is None:
+        store = create_store(project, {"file_ids": file_ids}, validated=True,
+                             default_expiry=THREAD_STORE_EXPIRY)
+        resources = dict(thread.tool_resources or {})
+        resources["file_search"] = {"vector_store_ids": [store.pk]}
+        thread.tool_resources = resources
+        thread.save(update_fields=["tool_resources"])
+        return
+    _attach(project, store, file_ids, AUTO_CHUNKING, None)
+
+
+def modify_store(project: Project, store_id: str, body: dict) -> VectorStore:
+    validate_request("UpdateVectorStoreRequest", body)
+    store = get_store(project, store_id)
+    if "name" in body:
+        store.name = body["name"]
+    if "metadata" in body:
+        store.metadata = body["metadata"] or {}
+    if "expires_after" in body:
+        store.expires_after = body["expires_after"]
+        store.expires_at = _expires_at(store)
+    store.save()
+    return store
+
+
+def delete_store(project: Project, store_id: str) -> str:
+    get_store(project, store_id).delete()  # chunks and file links cascade
+    return store_id
+
+
+def touch(store_ids: list[str]) -> None:
+    """A run used these stores: their expiry window starts again."""
+    now = unix_now()
+    for store in VectorStore.objects.filter(pk__in=store_ids, expired=False):
+        store.last_active_at = now
+        store.expires_at = _expires_at(store)
+        store.save(update_fields=["last_active_at", "expires_at"])
+
+
+# -- vector store files --------------------------------------------------------------------
+def get_store_file(project: Project, store_id: str, file_id: str) -> VectorStoreFile:
+    store = get_store(project, store_id)
+    entry = VectorStoreFile.objects.filter(vector_store=store, file_id=file_id).first()
+    if entry is None:
+        raise not_found("file", file_id)
+    return entry
+
+
+def create_store_file(project: Project, store_id: str, body: dict) -> VectorStoreFile:
+    validate_request("CreateVectorStoreFileRequest", body)
+    store = get_store(project, store_id)
+    require_files(project, [body["file_id"]], "file_id")
+    chunking = resolve_chunking(body.get("chunking_strategy"))
+    with transaction.atomic():
+        return _attach(project, store, [body["file_id"]], chunking, body.get("attributes"))[0]
+
+
+def list_store_files(project: Project, store_id: str, status: str | None,
+                     batch: FileBatch | None = None) -> QuerySet:
+    queryset = VectorStoreFile.objects.filter(vector_store=get_store(project, store_id))
+    if batch is not None:
+        queryset = queryset.filter(batch=batch)
+    if status:
+        if status not in ("in_progress", "completed", "failed", "cancelled"):
+            raise InvalidRequestError(
+                f"Invalid value: '{status}'. Supported values are: 'in_progress', 'completed', "
+                "'failed' and 'cancelled'.", param="filter", code="invalid_value")
+        queryset = queryset.filter(status=status)
+    return queryset
+
+
+def update_store_file(project: Project, store_id: str, file_id: str, body: dict) -> VectorStoreFile:
+    validate_request("UpdateVectorStoreFileAttributesRequest", body)
+    entry = get_store_file(project, store_id, file_id)
+    entry.attributes = body["attributes"]
+    entry.save(update_fields=["attributes"])
+    return entry
+
+
+def delete_store_file(project: Project, store_id: str, file_id: str) -> str:
+    get_store_file(project, store_id, file_id).delete()
+    return file_id
+
+
+def store_file_content(project: Project, store_id: str, file_id: str) -> dict:
+    entry = get_store_file(project, store_id, file_id)
+    texts = list(entry.chunks.order_by("index").values_list("text", "token_start", "token_end"))
+    # Chunks overlap; the page shows each chunk's text as stored.
+    return {"object": "vector_store.file_content.page",
+            "data": [{"type": "text", "text": text} for text, _, _ in texts],
+            "has_more": False, "next_page": None}
+
+
+# -- batches -------------------------------------------------------------------------------
+def get_batch(project: Project, store_id: str, batch_id: str) -> FileBatch:
+    batch = FileBatch.objects.filter(project=project, vector_store_id=store_id, pk=batch_id).first()
+    if batch is None:
+        get_store(project, store_id)
+        raise not_found("file batch", batch_id)
+    return batch
+
+
+def create_batch(project: Project, store_id: str, body: dict) -> FileBatch:
+    validate_request("CreateVectorStoreFileBatchRequest", body)
+    store = get_store(project, store_id)
+    if body.get("file_ids") and body.get("files"):
+        raise InvalidRequestError("'file_ids' and 'files' are mutually exclusive; give only one.",
+                                  param="files")
+    if body.get("files"):
+        items = [(f["file_id"], resolve_chunking(f.get("chunking_strategy"), f"files[{i}].chunking_strategy"),
+                  f.get("attributes")) for i, f in enumerate(body["files"])]
+        require_files(project, [item[0] for item in items], "files")
+    else:
+        file_ids = body.get("file_ids") or []
+        if not file_ids:
+            raise InvalidRequestError("Missing required parameter: 'file_ids'.", param="file_ids",
+                                      code="missing_required_parameter")
+        require_files(project, file_ids, "file_ids")
+        chunking = resolve_chunking(body.get("chunking_strategy"))
+        items = [(file_id, chunking, body.get("attributes")) for file_id in file_ids]
+    with transaction.atomic():
+        batch = FileBatch.objects.create(project=project, vector_store=store)
+        for file_id, chunking, attributes in items:
+            try:
+                with transaction.atomic():
+                    _attach(project, store, [file_id], chunking, attributes, batch=batch)
+            except IntegrityError:
+                continue
+    return batch
+
+
+def cancel_batch(project: Project, store_id: str, batch_id: str) -> FileBatch:
+    batch = get_batch(project, store_id, batch_id)
+    with transaction.atomic():
+        batch.cancelled = True
+        batch.save(update_fields=["cancelled"])
+        VectorStoreFile.objects.filter(batch=batch, status="in_progress").update(status="cancelled")
+    return batch
+
+
+def expire_due_stores(now: int | None = None) -> int:
+    """Beat: stores past their expiry become `expired` and lose their chunks."""
+    from apps.vector_stores.models import Chunk
+
+    now = now or unix_now()
+    due = list(VectorStore.objects.filter(expired=False, expires_at__lte=now).values_list("pk", flat=True))
+    for store_id in due:
+        with transaction.atomic():
+            VectorStore.objects.filter(pk=store_id).update(expired=True)
+            Chunk.objects.filter(vector_store_id=store_id).delete()
+    return len(due)

@@ -1,0 +1,111 @@
+from django.conf import settings
+from rest_framework.response import Response
+
+from apps.core.openapi import validate_request
+from apps.core.pagination import paginate
+from apps.core.views import ApiView
+from apps.vector_stores import services
+from apps.vector_stores.models import VectorStore
+from apps.vector_stores.search import search
+from apps.vector_stores.serializers import render_batch, render_store_file, render_vector_store
+
+
+def _poll_headers() -> dict[str, str]:
+    return {"openai-poll-after-ms": str(settings.POLL_AFTER_MS)}
+
+
+class VectorStoreListView(ApiView):
+    def get(self, request):
+        queryset = VectorStore.objects.filter(project=self.project)
+        return Response(paginate(request.query_params, queryset, render_vector_store))
+
+    def post(self, request):
+        return Response(render_vector_store(services.create_store(self.project, self.body())))
+
+
+class VectorStoreDetailView(ApiView):
+    def get(self, request, store_id: str):
+        return Response(render_vector_store(services.get_store(self.project, store_id)))
+
+    def post(self, request, store_id: str):
+        return Response(render_vector_store(services.modify_store(self.project, store_id, self.body())))
+
+    def delete(self, request, store_id: str):
+        deleted_id = services.delete_store(self.project, store_id)
+        return Response({"id": deleted_id, "object": "vector_store.deleted", "deleted": True})
+
+
+class VectorStoreFileListView(ApiView):
+    def get(self, request, store_id: str):
+        queryset = services.list_store_files(self.project, store_id, request.query_params.get("filter"))
+        return Response(paginate(request.query_params, queryset, render_store_file,
+                                 cursor_field="file_id"))
+
+    def post(self, request, store_id: str):
+        entry = services.create_store_file(self.project, store_id, self.body())
+        return Response(render_store_file(entry))
+
+
+class VectorStoreFileDetailView(ApiView):
+    def get(self, request, store_id: str, file_id: str):
+        entry = services.get_store_file(self.project, store_id, file_id)
+        return Response(render_store_file(entry), headers=_poll_headers())
+
+    def post(self, request, store_id: str, file_id: str):
+        entry = services.update_store_file(self.project, store_id, file_id, self.body())
+        return Response(render_store_file(entry))
+
+    def delete(self, request, store_id: str, file_id: str):
+        deleted_id = services.delete_store_file(self.project, store_id, file_id)
+        return Response({"id": deleted_id, "object": "vector_store.file.deleted", "deleted": True})
+
+
+class VectorStoreFileContentView(ApiView):
+    def get(self, request, store_id: str, file_id: str):
+        return Response(services.store_file_content(self.project, store_id, file_id))
+
+
+class FileBatchCreateView(ApiView):
+    def post(self, request, store_id: str):
+        return Response(render_batch(services.create_batch(self.project, store_id, self.body())))
+
+
+class FileBatchDetailView(ApiView):
+    def get(self, request, store_id: str, batch_id: str):
+        batch = services.get_batch(self.project, store_id, batch_id)
+        return Response(render_batch(batch), headers=_poll_headers())
+
+
+class FileBatchCancelView(ApiView):
+    def post(self, request, store_id: str, batch_id: str):
+        return Response(render_batch(services.cancel_batch(self.project, store_id, batch_id)))
+
+
+class FileBatchFilesView(ApiView):
+    def get(self, request, store_id: str, batch_id: str):
+        batch = services.get_batch(self.project, store_id, batch_id)
+        queryset = services.list_store_files(self.project, store_id,
+                                             request.query_params.get("filter"), batch=batch)
+        return Response(paginate(request.query_params, queryset, render_store_file,
+                                 cursor_field="file_id"))
+
+
+class VectorStoreSearchView(ApiView):
+    def post(self, request, store_id: str):
+        body = self.body()
+        validate_request("VectorStoreSearchRequest", body)
+        store = services.get_store(self.project, store_id)
+        queries = body["query"] if isinstance(body["query"], list) else [body["query"]]
+        ranking = body.get("ranking_options") or {}
+        hits = search([store.pk], queries, max_results=body.get("max_num_results") or 10,
+                      score_threshold=ranking.get("score_threshold") or 0.0,
+                      filters=body.get("filters"))
+        return Response({
+            "object": "vector_store.search_results.page",
+            "search_query": queries,
+            "data": [{"file_id": hit.file_id, "filename": hit.filename, "score": hit.score,
+                      "attributes": hit.attributes,
+                      "content": [{"type": "text", "text": hit.text}]} for hit in hits],
+            "has_more": False,
+            "next_page": None,
+        })

@@ -1,0 +1,261 @@
+"""Vector stores, ingestion on the `ingest` worker, hybrid search, and file_search in runs, with
+the fake upstream's deterministic embeddings."""
+
+from __future__ import annotations
+
+import io
+
+import openai
+import pytest
+
+from tests.fake_upstream import Reply
+from tests.support.documents import make_docx, make_pdf
+
+DOCS = {
+    "volcanoes.txt": "Volcanoes erupt when magma rises through the crust. Lava flows and ash clouds follow.",
+    "baking.md": "# Baking bread\nKnead the dough, let the yeast rise, then bake the loaf at 220 degrees.",
+    "tides.pdf": "Ocean tides are caused by the gravitational pull of the moon and the sun.",
+    "finance.docx": "Quarterly revenue grew twelve percent while operating costs fell.",
+}
+
+
+def _upload(client, name: str, text: str):
+    if name.endswith(".pdf"):
+        data = make_pdf(text)
+    elif name.endswith(".docx"):
+        data = make_docx([text])
+    else:
+        data = text.encode()
+    return client.files.create(file=(name, io.BytesIO(data)), purpose="assistants")
+
+
+@pytest.fixture
+def upstream(fake_upstream):
+    fake_upstream.reset()
+    yield fake_upstream
+    fake_upstream.reset()
+
+
+@pytest.fixture
+def knowledge(client):
+    """A vector store with four known documents, fully ingested."""
+    store = client.vector_stores.create(name="knowledge")
+    files = [(name, text, _upload(client, name, text)) for name, text in DOCS.items()]
+    batch = client.vector_stores.file_batches.create_and_poll(
+        vector_store_id=store.id, file_ids=[f.id for _, _, f in files], poll_interval_ms=50)
+    assert batch.file_counts.completed == len(DOCS), batch.file_counts
+    return store, {name: uploaded for name, _, uploaded in files}
+
+
+def test_a_mixed_batch_upload_counts_every_outcome(client):
+    store = client.vector_stores.create(name="mixed", metadata={"k": "v"})
+    files = [(name, io.BytesIO(make_pdf(text) if name.endswith(".pdf") else
+                               make_docx([text]) if name.endswith(".docx") else text.encode()))
+             for name, text in DOCS.items()]
+    files.append(("archive.xyz", io.BytesIO(b"\x00\x01 not a document")))
+    batch = client.vector_stores.file_batches.upload_and_poll(
+        vector_store_id=store.id, files=files, poll_interval_ms=50)
+    assert batch.object == "vector_store.files_batch"
+    assert batch.status == "completed"
+    counts = batch.file_counts
+    assert (counts.completed, counts.failed, counts.in_progress, counts.cancelled, counts.total) == (4, 1, 0, 0, 5)
+
+    failed = client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id, filter="failed")
+    assert len(failed.data) == 1 and failed.data[0].last_error.code == "unsupported_file"
+    refreshed = client.vector_stores.retrieve(store.id)
+    assert refreshed.status == "completed" and refreshed.file_counts.completed == 4
+    assert refreshed.usage_bytes > 0 and refreshed.metadata == {"k": "v"}
+
+
+def test_upload_and_poll_a_single_file_and_read_its_content(client):
+    store = client.vector_stores.create()
+    entry = client.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id, file=("notes.txt", io.BytesIO(b"Penguins live in Antarctica.")),
+        poll_interval_ms=50)
+    assert entry.status == "completed" and entry.object == "vector_store.file"
+    assert entry.chunking_strategy.type == "static"
+    assert entry.chunking_strategy.static.max_chunk_size_tokens == 800
+    assert entry.chunking_strategy.static.chunk_overlap_tokens == 400
+    content = client.vector_stores.files.content(entry.id, vector_store_id=store.id)
+    assert [part.text for part in content] == ["Penguins live in Antarctica."]
+    again = client.vector_stores.files.create(vector_store_id=store.id, file_id=entry.id)
+    assert again.id == entry.id  # attaching the same file twice is idempotent
+    assert client.vector_stores.retrieve(store.id).file_counts.total == 1
+
+
+def test_chunking_yields_the_expected_chunks_and_overlaps(client, orm):
+    from apps.vector_stores.models import Chunk
+
+    words = " ".join(f"w{i}" for i in range(1500))  # a known document
+    from workers.tokenization import get_encoding
+
+    total = len(get_encoding("cl100k_base").encode(words))
+    store = client.vector_stores.create()
+    auto = client.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id, file=("auto.txt", io.BytesIO(words.encode())), poll_interval_ms=50)
+    static_file = client.files.create(file=("static.txt", io.BytesIO(words.encode())), purpose="assistants")
+    static = client.vector_stores.files.create_and_poll(
+        vector_store_id=store.id, file_id=static_file.id, poll_interval_ms=50,
+        chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 100,
+                                                        "chunk_overlap_tokens": 20}})
+    for entry, size, overlap in ((auto, 800, 400), (static, 100, 20)):
+        spans = list(Chunk.objects.filter(vector_store_file__vector_store_id=store.id,
+                                          file_id=entry.id).order_by("index")
+                     .values_list("token_start", "token_end"))
+        step = size - overlap
+        expected = 1 + max(0, -(-(total - size) // step))
+        assert len(spans) == expected
+        assert spans[0] == (0, size) and spans[-1][1] == total
+        assert all(b[0] - a[0] == step and a[1] - b[0] == overlap for a, b in zip(spans, spans[1:-1]))
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.vector_stores.files.create(vector_store_id=store.id, file_id=static_file.id,
+                                          chunking_strategy={"type": "static", "static": {
+                                              "max_chunk_size_tokens": 100, "chunk_overlap_tokens": 51}})
+    assert "chunk_overlap_tokens" in raised.value.body["param"]
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("why do volcanoes erupt with lava", "volcanoes.txt"),
+    ("how to bake a loaf of bread with yeast", "baking.md"),
+    ("what causes ocean tides moon", "tides.pdf"),
+    ("quarterly revenue and operating costs", "finance.docx"),
+])
+def test_search_ranks_the_relevant_document_first(client, knowledge, query, expected):
+    store, _ = knowledge
+    results = client.vector_stores.search(store.id, query=query, max_num_results=3)
+    assert results.data[0].filename == expected
+    assert 0 < results.data[0].score <= 1
+    assert len(results.data) <= 3
+
+
+def test_search_honours_filters_and_score_threshold(client, knowledge):
+    store, files = knowledge
+    client.vector_stores.files.update(files["tides.pdf"].id, vector_store_id=store.id,
+                                      attributes={"topic": "science", "year": 2024})
+    client.vector_stores.files.update(files["volcanoes.txt"].id, vector_store_id=store.id,
+                                      attributes={"topic": "science", "year": 2020})
+    science = client.vector_stores.search(store.id, query="moon lava dough revenue",
+                                          filters={"type": "eq", "key": "topic", "value": "science"})
+    assert {r.filename for r in science.data} == {"tides.pdf", "volcanoes.txt"}
+    recent = client.vector_stores.search(store.id, query="moon lava", filters={
+        "type": "and", "filters": [{"type": "eq", "key": "topic", "value": "science"},
+                                   {"type": "gte", "key": "year", "value": 2023}]})
+    assert [r.filename for r in recent.data] == ["tides.pdf"]
+    everything = client.vector_stores.search(store.id, query="volcanoes erupt magma lava")
+    strict = client.vector_stores.search(store.id, query="volcanoes erupt magma lava",
+                                         ranking_options={"score_threshold": 0.5})
+    assert len(strict.data) < len(everything.data)
+    assert all(r.score >= 0.5 for r in strict.data)
+
+
+def test_vector_store_crud_and_file_detach(client):
+    store = client.vector_stores.create(name="crud", expires_after={"anchor": "last_active_at", "days": 2})
+    assert store.expires_at == store.last_active_at + 2 * 86400
+    renamed = client.vector_stores.update(store.id, name="renamed", expires_after=None)
+    assert renamed.name == "renamed" and renamed.expires_at is None
+    entry = client.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id, file=("a.txt", io.BytesIO(b"alpha beta")), poll_interval_ms=50)
+    assert [f.id for f in client.vector_stores.files.list(store.id)] == [entry.id]
+    deleted = client.vector_stores.files.delete(entry.id, vector_store_id=store.id)
+    assert deleted.deleted and deleted.object == "vector_store.file.deleted"
+    assert client.files.retrieve(entry.id).id == entry.id  # detaching keeps the file
+    assert client.vector_stores.search(store.id, query="alpha").data == []
+    assert store.id in [s.id for s in client.vector_stores.list()]
+    gone = client.vector_stores.delete(store.id)
+    assert gone.deleted and gone.object == "vector_store.deleted"
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.retrieve(store.id)
+
+
+def test_a_run_answers_from_a_document_with_a_file_citation(client, knowledge, upstream):
+    store, files = knowledge
+    assistant = client.beta.assistants.create(
+        model="gpt-4o", tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}})
+
+    def respond(request):
+        tool_results = [m for m in request["messages"] if m["role"] == "tool"]
+        if not tool_results:
+            return Reply(tool_calls=[("file_search", '{"queries": ["what causes ocean tides"]}')])
+        marker = tool_results[-1]["content"].split("\n", 1)[0]
+        return Reply(text=f"Tides come from the moon's pull{marker}.")
+
+    upstream.set_responder(respond)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "What causes tides?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    assert run.status == "completed"
+    sent = upstream.chat_requests()[0]
+    assert [t["function"]["name"] for t in sent["tools"]] == ["file_search"]
+    assert "【" in sent["messages"][0]["content"]  # the instructions explain the markers
+
+    message = client.beta.threads.messages.list(thread.id).data[0]
+    text = message.content[0].text
+    assert len(text.annotations) == 1
+    annotation = text.annotations[0]
+    assert annotation.type == "file_citation"
+    assert annotation.file_citation.file_id == files["tides.pdf"].id
+    assert text.value[annotation.start_index:annotation.end_index] == annotation.text
+    assert annotation.text.startswith("【0:0†tides.pdf")
+
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data
+    call = steps[0].step_details.tool_calls[0]
+    assert call.type == "file_search" and call.file_search.results[0].file_name == "tides.pdf"
+    assert call.file_search.results[0].content is None
+    with_content = client.beta.threads.runs.steps.retrieve(
+        steps[0].id, thread_id=thread.id, run_id=run.id,
+        include=["step_details.tool_calls[*].file_search.results[*].content"])
+    assert "moon" in with_content.step_details.tool_calls[0].file_search.results[0].content[0].text
+
+
+def test_uncited_sources_get_no_annotation(client, knowledge, upstream):
+    store, _ = knowledge
+    assistant = client.beta.assistants.create(
+        model="gpt-4o", tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}})
+    upstream.enqueue(Reply(tool_calls=[("file_search", '{"queries": ["bread"]}')]),
+                     Reply(text="Knead and bake."))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Bread?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    assert run.status == "completed"
+    assert client.beta.threads.messages.list(thread.id).data[0].content[0].text.annotations == []
+
+
+def test_thread_helpers_and_attachments_create_an_expiring_thread_store(client):
+    uploaded = client.files.create(file=("memo.txt", io.BytesIO(b"The launch is on Friday.")),
+                                   purpose="assistants")
+    thread = client.beta.threads.create(tool_resources={"file_search": {"vector_stores": [
+        {"file_ids": [uploaded.id]}]}})
+    store_id = thread.tool_resources.file_search.vector_store_ids[0]
+    store = client.vector_stores.retrieve(store_id)
+    assert store.expires_after.days == 7 and store.expires_after.anchor == "last_active_at"
+
+    bare = client.beta.threads.create()
+    client.beta.threads.messages.create(bare.id, role="user", content="see attached", attachments=[
+        {"file_id": uploaded.id, "tools": [{"type": "file_search"}]}])
+    attached = client.beta.threads.retrieve(bare.id).tool_resources.file_search.vector_store_ids
+    assert len(attached) == 1
+    assert [f.id for f in client.vector_stores.files.list(attached[0])] == [uploaded.id]
+
+
+def test_expired_vector_stores_are_cleaned_up(client, orm):
+    from apps.vector_stores.models import Chunk, VectorStore
+    from workers.ingest.tasks import expire_vector_stores
+
+    store = client.vector_stores.create(expires_after={"anchor": "last_active_at", "days": 1})
+    client.vector_stores.files.upload_and_poll(vector_store_id=store.id, poll_interval_ms=50,
+                                               file=("x.txt", io.BytesIO(b"expiring words")))
+    VectorStore.objects.filter(pk=store.id).update(expires_at=1)
+    assert expire_vector_stores() >= 1
+    assert client.vector_stores.retrieve(store.id).status == "expired"
+    assert not Chunk.objects.filter(vector_store_id=store.id).exists()
+
+
+def test_another_projects_vector_store_is_invisible(client, other_client):
+    store = client.vector_stores.create(name="private")
+    with pytest.raises(openai.NotFoundError):
+        other_client.vector_stores.retrieve(store.id)
+    with pytest.raises(openai.NotFoundError):
+        other_client.vector_stores.search(store.id, query="anything")
+    assert store.id not in [s.id for s in other_client.vector_stores.list()]

@@ -1,0 +1,89 @@
+"""The hosted file_search tool: the model's queries run against the run's vector stores; each
+result goes back headed by a 【turn:index†filename】 marker, and markers the model copies into
+its answer become `file_citation` annotations."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from apps.runs.models import Run, RunStep
+from apps.vector_stores.search import search
+from apps.vector_stores.services import touch
+from workers.runs.tools import HostedResult, register_hosted_tool, register_text_finalizer
+
+DEFAULT_MAX_RESULTS = 20
+SMALL_MODEL_MAX_RESULTS = 5
+MARKER = re.compile(r"【(\d+):(\d+)†([^】]*)】")
+
+
+def _options(run: Run) -> tuple[int, float, str]:
+    for tool in run.tools:
+        if tool["type"] == "file_search":
+            options = tool.get("file_search") or {}
+            ranking = options.get("ranking_options") or {}
+            default = SMALL_MODEL_MAX_RESULTS if run.model.startswith("gpt-3.5") else DEFAULT_MAX_RESULTS
+            return (options.get("max_num_results") or default,
+                    ranking.get("score_threshold") or 0.0,
+                    ranking.get("ranker") or "default_2024_08_21")
+    return DEFAULT_MAX_RESULTS, 0.0, "default_2024_08_21"
+
+
+def _queries(arguments: str) -> list[str]:
+    try:
+        parsed = json.loads(arguments or "{}")
+    except ValueError:
+        return [arguments] if arguments else []
+    queries = parsed.get("queries") if isinstance(parsed, dict) else None
+    if isinstance(queries, str):
+        return [queries]
+    if isinstance(queries, list):
+        return [str(q) for q in queries if str(q).strip()]
+    query = parsed.get("query") if isinstance(parsed, dict) else None
+    return [str(query)] if query else []
+
+
+def run_file_search(run: Run, call_id: str, arguments: str) -> HostedResult:
+    store_ids = ((run.tool_resources or {}).get("file_search") or {}).get("vector_store_ids") or []
+    max_results, threshold, ranker = _options(run)
+    queries = _queries(arguments)
+    hits = search(store_ids, queries, max_results=max_results, score_threshold=threshold) \
+        if store_ids and queries else []
+    if store_ids:
+        touch(store_ids)
+    turn = RunStep.objects.filter(run=run, type="tool_calls").count() - 1
+    citations = {}
+    sections = []
+    for index, hit in enumerate(hits):
+        marker = f"【{turn}:{index}†{hit.filename}】"
+        citations[marker] = hit.file_id
+        sections.append(f"{marker}\n{hit.text}")
+    output = "\n\n".join(sections) if sections else "No results found in the attached files."
+    record = {"type": "file_search", "file_search": {
+        "ranking_options": {"ranker": ranker, "score_threshold": threshold},
+        "results": [{"file_id": hit.file_id, "file_name": hit.filename, "score": hit.score,
+                     "content": [{"type": "text", "text": hit.text}]} for hit in hits]}}
+    return HostedResult(model_output=output, record=record, extras={"citations": citations})
+
+
+def cite(run: Run, text: str) -> tuple[list[dict], list[dict]]:
+    """Annotations for the markers the model actually used, with their exact offsets."""
+    if "【" not in text:
+        return [], []
+    citations: dict[str, str] = {}
+    for io in RunStep.objects.filter(run=run, type="tool_calls").values_list("tool_io", flat=True):
+        for call in io.values():
+            citations.update(call.get("citations") or {})
+    annotations = []
+    for match in MARKER.finditer(text):
+        file_id = citations.get(match.group(0))
+        if file_id is None:
+            continue
+        annotations.append({"type": "file_citation", "text": match.group(0),
+                            "file_citation": {"file_id": file_id},
+                            "start_index": match.start(), "end_index": match.end()})
+    return annotations, []
+
+
+register_hosted_tool("file_search", run_file_search)
+register_text_finalizer(cite)
