@@ -13,10 +13,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@touch $(STAMP)
 
 run: $(STAMP)
+	@bash sandbox_image/ensure_docker.sh && bash sandbox_image/build.sh >/dev/null \
+		|| echo "Docker is not available: the Code Interpreter will not work (see sandbox_image/)."
 	$(PY) manage.py serve
 
 test: $(STAMP)
-	bash sandbox_image/ensure_docker.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

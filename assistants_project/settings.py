@@ -136,6 +136,8 @@ CELERY_BEAT_SCHEDULE = {
                               "schedule": MAINTENANCE_INTERVAL_SECONDS},
     "expire-vector-stores": {"task": "workers.ingest.tasks.expire_vector_stores",
                              "schedule": 60.0},
+    "maintain-sandbox-sessions": {"task": "workers.sandbox.tasks.maintain_sessions",
+                                  "schedule": MAINTENANCE_INTERVAL_SECONDS},
 }
 
 # Upstream model provider (any OpenAI-compatible endpoint).

@@ -46,7 +46,16 @@ def _reset_database(data_dir: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack(fake_upstream, django_db_blocker):
+def sandbox_image() -> str:
+    """The Code Interpreter image, built offline once per recipe (sandbox_image/build.sh)."""
+    subprocess.run(["bash", str(BASE_DIR / "sandbox_image" / "ensure_docker.sh")], check=True)
+    built = subprocess.run(["bash", str(BASE_DIR / "sandbox_image" / "build.sh")], check=True,
+                           capture_output=True, text=True)
+    return built.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def stack(fake_upstream, sandbox_image, django_db_blocker):
     data_dir = Path(os.environ["DATA_DIR"])
     stack = Stack(
         data_dir=data_dir,
@@ -61,7 +70,9 @@ def stack(fake_upstream, django_db_blocker):
             "LLM_RETRY_BUDGET_SECONDS": "6",
             "RUN_ORPHAN_AFTER_SECONDS": "4",
             "MAINTENANCE_INTERVAL_SECONDS": "1",
-            "SANDBOX_IDLE_TIMEOUT": os.environ.get("SANDBOX_IDLE_TIMEOUT", "3600"),
+            "SANDBOX_IMAGE": sandbox_image,
+            "SANDBOX_WARM_POOL_SIZE": "1",
+            "SANDBOX_EXEC_TIMEOUT": "10",
         },
     )
     if not os.environ.get("DATABASE_URL"):

@@ -2,3 +2,4 @@
 
 from workers.ingest import tasks as ingest_tasks  # noqa: F401
 from workers.runs import tasks as run_tasks  # noqa: F401
+from workers.sandbox import tasks as sandbox_tasks  # noqa: F401

@@ -144,11 +144,14 @@ def delete_thread(project: Project, thread_id: str) -> str:
     thread = get_thread(project, thread_id)
     thread_pk = thread.pk
     thread.delete()
-    if django_apps.is_installed("apps.code_interpreter"):
-        from apps.code_interpreter.services import close_thread_session
-
-        transaction.on_commit(lambda: close_thread_session(thread_pk))
+    transaction.on_commit(lambda: _close_sandbox_session(thread_pk))
     return thread_id
+
+
+def _close_sandbox_session(thread_id: str) -> None:
+    from assistants_project.celery import app
+
+    app.send_task("workers.sandbox.tasks.close_session", args=[thread_id], queue="sandbox")
 
 
 def create_message(project: Project, thread_id: str, body: dict) -> Message:

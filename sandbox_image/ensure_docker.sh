@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Make sure a Docker daemon answers (Debian 12, root): install docker.io and debootstrap when
+# missing, start dockerd in the background when it is not running. Idempotent.
+set -euo pipefail
+
+if docker info >/dev/null 2>&1; then
+  exit 0
+fi
+if [ "$(id -u)" != "0" ]; then
+  echo "ensure_docker: no Docker daemon and not root; start Docker yourself" >&2
+  exit 1
+fi
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q docker.io debootstrap >/dev/null
+fi
+if ! docker info >/dev/null 2>&1; then
+  mkdir -p /var/log
+  nohup dockerd >/var/log/dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+fi
+docker info >/dev/null 2>&1 || { echo "ensure_docker: dockerd did not start; see /var/log/dockerd.log" >&2; exit 1; }

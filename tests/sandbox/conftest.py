@@ -1,0 +1,24 @@
+import uuid
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def manager(stack):
+    """A SandboxManager of its own (own pool keys are not needed: sessions are unique ids),
+    talking to the same Docker daemon and Redis as the running stack."""
+    import redis
+
+    from workers.sandbox.manager import SandboxConfig, SandboxManager
+
+    config = SandboxConfig(image=stack.env["SANDBOX_IMAGE"], exec_timeout=10, warm_pool_size=0,
+                           memory="256m", pids_limit=64, data_size="64m", tmp_size="32m")
+    manager = SandboxManager(config, redis.Redis.from_url(stack.env["REDIS_URL"]))
+    yield manager
+
+
+@pytest.fixture
+def session(manager):
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    manager.close_session(name)

@@ -1,0 +1,27 @@
+"""The process-wide SandboxManager, configured from settings."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.conf import settings
+
+from apps.core.redis_client import get_redis
+from workers.sandbox.manager import SandboxConfig, SandboxManager
+
+
+def sandbox_config() -> SandboxConfig:
+    return SandboxConfig(
+        image=settings.SANDBOX_IMAGE,
+        memory=settings.SANDBOX_MEMORY,
+        cpus=settings.SANDBOX_CPUS,
+        pids_limit=settings.SANDBOX_PIDS_LIMIT,
+        exec_timeout=settings.SANDBOX_EXEC_TIMEOUT,
+        idle_timeout=settings.SANDBOX_IDLE_TIMEOUT,
+        warm_pool_size=settings.SANDBOX_WARM_POOL_SIZE,
+    )
+
+
+@cache
+def get_manager() -> SandboxManager:
+    return SandboxManager(sandbox_config(), get_redis())

@@ -1,0 +1,98 @@
+"""The `sandbox` queue: runs code for a run's Code Interpreter call on a Docker host and hands
+the result back through Redis; keeps the warm pool full and reaps idle sessions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import posixpath
+
+from celery import shared_task
+
+from apps.core.redis_client import get_redis
+
+logger = logging.getLogger(__name__)
+REPLY_TTL_SECONDS = 600
+
+
+def reply_key(call_id: str) -> str:
+    return f"sandbox:reply:{call_id}"
+
+
+def _input_files(run) -> list[str]:
+    from apps.threads.models import Message
+
+    file_ids = list(((run.tool_resources or {}).get("code_interpreter") or {}).get("file_ids") or [])
+    for attachments in Message.objects.filter(thread_id=run.thread_id).exclude(attachments=None) \
+            .values_list("attachments", flat=True):
+        for attachment in attachments or []:
+            if any(tool.get("type") == "code_interpreter" for tool in attachment.get("tools", [])):
+                file_ids.append(attachment["file_id"])
+    return list(dict.fromkeys(file_ids))
+
+
+def _sync_inputs(manager, run) -> None:
+    """Place the run's files in /mnt/data under their original names, once per container."""
+    from apps.files.models import File
+
+    container_id = manager.container_id(run.thread_id)
+    placed_key = f"sandbox:placed:{container_id}"
+    redis = get_redis()
+    for file in File.objects.filter(project_id=run.project_id, pk__in=_input_files(run)):
+        if redis.sismember(placed_key, file.pk):
+            continue
+        with file.content.open("rb") as handle:
+            manager.put_file(run.thread_id, posixpath.basename(file.filename) or file.pk, handle.read())
+        redis.sadd(placed_key, file.pk)
+        redis.expire(placed_key, 86_400)
+
+
+@shared_task(name="workers.sandbox.tasks.execute_code", queue="sandbox", ignore_result=True)
+def execute_code(run_id: str, call_id: str, code: str) -> None:
+    from apps.files.services import create_output_file
+    from apps.runs.models import Run
+    from workers.sandbox.service import get_manager
+
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        return
+    manager = get_manager()
+    outcome: dict
+    try:
+        _sync_inputs(manager, run)
+        result = manager.execute(run.thread_id, code)
+        images = [create_output_file(run.project, f"{call_id}-{index}.png", data, "image/png").pk
+                  for index, data in enumerate(result.images)]
+        files = {}
+        for changed in result.files:
+            path = changed["path"]
+            data = manager.get_file(run.thread_id, path)
+            mime = mimetypes.guess_type(path)[0] or "application/octet-stream"
+            files[path] = create_output_file(run.project, posixpath.basename(path), data, mime).pk
+        outcome = {"stdout": result.stdout, "stderr": result.stderr, "error": result.error,
+                   "images": images, "files": files}
+    except Exception as exc:  # noqa: BLE001 (the run must hear back, whatever broke)
+        logger.exception("sandbox execution for %s failed", call_id)
+        outcome = {"stdout": "", "stderr": "", "images": [], "files": {},
+                   "error": {"name": "SandboxError", "value": str(exc), "traceback": ""}}
+    redis = get_redis()
+    redis.rpush(reply_key(call_id), json.dumps(outcome))
+    redis.expire(reply_key(call_id), REPLY_TTL_SECONDS)
+
+
+@shared_task(name="workers.sandbox.tasks.close_session", queue="sandbox", ignore_result=True)
+def close_session(thread_id: str) -> None:
+    from workers.sandbox.service import get_manager
+
+    get_manager().close_session(thread_id)
+
+
+@shared_task(name="workers.sandbox.tasks.maintain_sessions", queue="sandbox", ignore_result=True)
+def maintain_sessions() -> list[str]:
+    from workers.sandbox.service import get_manager
+
+    manager = get_manager()
+    reaped = manager.reap_idle()
+    manager.fill_pool()
+    return reaped
