@@ -156,7 +156,10 @@ SANDBOX_IMAGE = env_str("SANDBOX_IMAGE", "assistants-sandbox:latest")
 SANDBOX_EXEC_TIMEOUT = env_float("SANDBOX_EXEC_TIMEOUT", 30.0, minimum=1.0)
 SANDBOX_IDLE_TIMEOUT = env_int("SANDBOX_IDLE_TIMEOUT", 3600, minimum=1)
 SANDBOX_WARM_POOL_SIZE = env_int("SANDBOX_WARM_POOL_SIZE", 2, minimum=0)
-SANDBOX_MEMORY = env_str("SANDBOX_MEMORY", "512m")
+# /mnt/data and /tmp are tmpfs, and what they hold counts against SANDBOX_MEMORY.
+SANDBOX_MEMORY = env_str("SANDBOX_MEMORY", "1g")
+SANDBOX_DATA_SIZE = env_str("SANDBOX_DATA_SIZE", "512m")
+SANDBOX_TMP_SIZE = env_str("SANDBOX_TMP_SIZE", "128m")
 SANDBOX_CPUS = env_float("SANDBOX_CPUS", 1.0, minimum=0.1)
 SANDBOX_PIDS_LIMIT = env_int("SANDBOX_PIDS_LIMIT", 128, minimum=16)
 

@@ -45,7 +45,7 @@ def _preload():
         import matplotlib.pyplot  # noqa: F401
         import numpy  # noqa: F401
         import pandas  # noqa: F401
-    except Exception:  # a missing library only matters if user code needs it
+    except Exception:  # noqa: BLE001 (a missing library only matters if user code needs it)
         pass
 
 
@@ -98,10 +98,8 @@ def _stop_leftover_processes():
     PID 1, which kill(-1) spares; then reap the zombies so they free their pids."""
     if os.getpid() != 1:
         return
-    try:
+    with contextlib.suppress(OSError):
         os.kill(-1, signal.SIGKILL)
-    except OSError:
-        pass
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
@@ -124,7 +122,7 @@ def execute(request):
     except ExecutionTimeout:
         error = {"name": "TimeoutError", "value": f"Execution exceeded the {timeout:g} s limit and was interrupted.",
                  "traceback": ""}
-    except BaseException as exc:  # user code errors go back to the model as output
+    except BaseException as exc:  # noqa: BLE001 (user code errors go back to the model as output)
         error = {"name": type(exc).__name__, "value": str(exc),
                  "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
     finally:
@@ -132,7 +130,7 @@ def execute(request):
     _stop_leftover_processes()
     try:
         images = _figures()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (a broken figure must not lose the execution's output)
         images = []
         stderr.write(f"\n[could not render figures: {exc}]")
     after = _snapshot()
@@ -155,10 +153,8 @@ def main():
             request = json.loads(line)
         except ValueError:
             continue
-        if request.get("op") == "ping":
-            reply = {"id": request.get("id"), "pong": True}
-        else:
-            reply = execute(request)
+        is_ping = request.get("op") == "ping"
+        reply = {"id": request.get("id"), "pong": True} if is_ping else execute(request)
         PROTOCOL.write(json.dumps(reply) + "\n")
         PROTOCOL.flush()
 

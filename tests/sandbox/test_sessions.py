@@ -123,7 +123,7 @@ def test_filling_the_disk_stops_at_the_limit(manager, session):
         "        while True:\n            f.write(b'0' * (1 << 20)); written += 1\n"
         "except OSError as e:\n    print('stopped', e.errno)\n"
         "print(written <= 64)"), timeout=20)
-    assert result.stdout.splitlines() == ["stopped 28", "True"]
+    assert result.stdout.splitlines() == ["stopped 28", "True"], result
     assert manager.execute(session, "import os; os.remove('/mnt/data/fill'); print('ok')").stdout == "ok\n"
 
 
@@ -136,12 +136,10 @@ def test_idle_sessions_are_reaped(manager):
 
 
 def test_the_warm_pool_hands_out_a_started_container(manager):
-    from workers.sandbox.manager import POOL_KEY
-
     manager.config.warm_pool_size = 1
     try:
         manager.fill_pool()
-        pooled = {m.decode() for m in manager.redis.smembers(POOL_KEY)}
+        pooled = {m.decode() for m in manager.redis.smembers(manager.config.pool_key)}
         assert pooled
         name = f"pool-{uuid.uuid4().hex[:8]}"
         assert manager.container_id(name) in pooled

@@ -15,7 +15,6 @@ from workers.sandbox.kernel import KernelConnection, KernelGone
 logger = logging.getLogger(__name__)
 
 LABEL = "assistants.sandbox"
-POOL_KEY = "sandbox:pool"
 LAST_USED_KEY = "sandbox:last-used"
 
 
@@ -35,6 +34,15 @@ class SandboxConfig:
     idle_timeout: float = 3600.0
     warm_pool_size: int = 2
     labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pool_key(self) -> str:
+        """Pools are per configuration: a container started under other limits or another
+        image is never handed out."""
+        import hashlib
+
+        shape = f"{self.image}|{self.memory}|{self.cpus}|{self.pids_limit}|{self.data_size}|{self.tmp_size}"
+        return "sandbox:pool:" + hashlib.sha1(shape.encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -81,9 +89,9 @@ class SandboxManager:
         )
 
     def fill_pool(self) -> None:
-        while self.redis.scard(POOL_KEY) < self.config.warm_pool_size:
+        while self.redis.scard(self.config.pool_key) < self.config.warm_pool_size:
             container = self._start_container()
-            self.redis.sadd(POOL_KEY, container.id)
+            self.redis.sadd(self.config.pool_key, container.id)
 
     def _alive(self, container_id: str):
         import docker
@@ -105,7 +113,7 @@ class SandboxManager:
             self._discard(known.decode())
         container = None
         while container is None:
-            pooled = self.redis.spop(POOL_KEY)
+            pooled = self.redis.spop(self.config.pool_key)
             if pooled is None:
                 container = self._start_container()
                 break
@@ -119,7 +127,7 @@ class SandboxManager:
         try:
             with self._lock:
                 self.fill_pool()
-        except Exception as exc:  # noqa: BLE001 (the pool is an optimisation; log and carry on)
+        except Exception as exc:  # noqa: BLE001 (the pool is an optimisation: log and carry on)
             logger.warning("could not refill the sandbox pool: %s", exc)
 
     def _discard(self, container_id: str) -> None:
@@ -128,7 +136,7 @@ class SandboxManager:
         try:
             self.docker.containers.get(container_id).remove(force=True)
         except docker.errors.NotFound:
-            pass
+            return
 
     # -- sessions -------------------------------------------------------------------------
     def _request(self, session: str, message: dict, timeout: float) -> tuple[dict, bool]:
@@ -210,7 +218,9 @@ class SandboxManager:
 
     def _remove_orphans(self) -> None:
         """Containers of ours that no session or pool entry knows (a crashed worker's)."""
-        known = {m.decode() for m in self.redis.smembers(POOL_KEY)}
+        known: set[str] = set()
+        for key in self.redis.scan_iter(match="sandbox:pool:*"):
+            known |= {m.decode() for m in self.redis.smembers(key)}
         for key in self.redis.scan_iter(match="sandbox:session:*"):
             value = self.redis.get(key)
             if value:
@@ -221,9 +231,9 @@ class SandboxManager:
                 container.remove(force=True)
 
     def shutdown(self) -> None:
-        for member in self.redis.smembers(POOL_KEY):
+        for member in self.redis.smembers(self.config.pool_key):
             self._discard(member.decode())
-        self.redis.delete(POOL_KEY)
+        self.redis.delete(self.config.pool_key)
 
 
 def _created_at(container) -> float:

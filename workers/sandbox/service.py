@@ -16,6 +16,8 @@ def sandbox_config() -> SandboxConfig:
         memory=settings.SANDBOX_MEMORY,
         cpus=settings.SANDBOX_CPUS,
         pids_limit=settings.SANDBOX_PIDS_LIMIT,
+        data_size=settings.SANDBOX_DATA_SIZE,
+        tmp_size=settings.SANDBOX_TMP_SIZE,
         exec_timeout=settings.SANDBOX_EXEC_TIMEOUT,
         idle_timeout=settings.SANDBOX_IDLE_TIMEOUT,
         warm_pool_size=settings.SANDBOX_WARM_POOL_SIZE,
