@@ -129,6 +129,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "runs"
 CELERY_IMPORTS = ["workers.tasks"]
+CELERY_TASK_ROUTES = {
+    "workers.runs.tasks.*": {"queue": "runs"},
+    "workers.ingest.tasks.*": {"queue": "ingest"},
+    "workers.sandbox.tasks.*": {"queue": "sandbox"},
+}
 CELERY_BEAT_SCHEDULE = {
     "expire-runs": {"task": "workers.runs.tasks.expire_runs",
                     "schedule": MAINTENANCE_INTERVAL_SECONDS},

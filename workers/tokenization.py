@@ -34,11 +34,13 @@ def cache_file_name(encoding: str) -> str:
 
 def ensure_offline_encodings(cache_dir: Path | None = None) -> Path:
     """Fill the tiktoken cache from bpe-openai (idempotent, atomic) and point tiktoken at it."""
-    import bpe_openai
+    import importlib.util
 
     directory = Path(cache_dir) if cache_dir else default_cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    source_dir = Path(bpe_openai.__file__).parent / "data"
+    # Only the package's data files are needed; importing it would load its own tokenizers.
+    package = importlib.util.find_spec("bpe_openai")
+    source_dir = Path(next(iter(package.submodule_search_locations))) / "data"
     for encoding in ENCODING_URLS:
         target = directory / cache_file_name(encoding)
         if target.exists():

@@ -10,14 +10,14 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="workers.ingest.tasks.ingest_file", queue="ingest", ignore_result=True)
+@shared_task(name="workers.ingest.tasks.ingest_file", ignore_result=True)
 def ingest_file(entry_id: int) -> None:
     from workers.ingest.pipeline import ingest
 
     ingest(entry_id)
 
 
-@shared_task(name="workers.ingest.tasks.expire_vector_stores", queue="ingest", ignore_result=True)
+@shared_task(name="workers.ingest.tasks.expire_vector_stores", ignore_result=True)
 def expire_vector_stores() -> int:
     from apps.vector_stores.services import expire_due_stores
 

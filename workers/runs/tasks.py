@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 2
 
 
-@shared_task(name="workers.runs.tasks.execute_run", queue="runs", ignore_result=True)
+@shared_task(name="workers.runs.tasks.execute_run", ignore_result=True)
 def execute_run(run_id: str) -> None:
     from workers.runs import hosted  # noqa: F401 (registers hosted tools)
     from workers.runs.executor import execute_run as execute
@@ -28,7 +28,7 @@ def execute_run(run_id: str) -> None:
     execute(run_id)
 
 
-@shared_task(name="workers.runs.tasks.expire_runs", queue="runs", ignore_result=True)
+@shared_task(name="workers.runs.tasks.expire_runs", ignore_result=True)
 def expire_runs() -> int:
     from workers.runs.executor import expire
 
@@ -51,7 +51,7 @@ def _discard_partial_output(run: Run) -> None:
     partial_steps.delete()
 
 
-@shared_task(name="workers.runs.tasks.recover_orphaned_runs", queue="runs", ignore_result=True)
+@shared_task(name="workers.runs.tasks.recover_orphaned_runs", ignore_result=True)
 def recover_orphaned_runs() -> int:
     """Runs whose worker died (no heartbeat) are resumed once, then failed."""
     from apps.runs import state

@@ -48,7 +48,7 @@ def _sync_inputs(manager, run) -> None:
         redis.expire(placed_key, 86_400)
 
 
-@shared_task(name="workers.sandbox.tasks.execute_code", queue="sandbox", ignore_result=True)
+@shared_task(name="workers.sandbox.tasks.execute_code", ignore_result=True)
 def execute_code(run_id: str, call_id: str, code: str) -> None:
     from apps.files.services import create_output_file
     from apps.runs.models import Run
@@ -81,14 +81,14 @@ def execute_code(run_id: str, call_id: str, code: str) -> None:
     redis.expire(reply_key(call_id), REPLY_TTL_SECONDS)
 
 
-@shared_task(name="workers.sandbox.tasks.close_session", queue="sandbox", ignore_result=True)
+@shared_task(name="workers.sandbox.tasks.close_session", ignore_result=True)
 def close_session(thread_id: str) -> None:
     from workers.sandbox.service import get_manager
 
     get_manager().close_session(thread_id)
 
 
-@shared_task(name="workers.sandbox.tasks.maintain_sessions", queue="sandbox", ignore_result=True)
+@shared_task(name="workers.sandbox.tasks.maintain_sessions", ignore_result=True)
 def maintain_sessions() -> list[str]:
     from workers.sandbox.service import get_manager
 
