@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import dj_database_url
@@ -167,6 +168,8 @@ SANDBOX_DATA_SIZE = env_str("SANDBOX_DATA_SIZE", "512m")
 SANDBOX_TMP_SIZE = env_str("SANDBOX_TMP_SIZE", "128m")
 SANDBOX_CPUS = env_float("SANDBOX_CPUS", 1.0, minimum=0.1)
 SANDBOX_PIDS_LIMIT = env_int("SANDBOX_PIDS_LIMIT", 128, minimum=16)
+# Containers are labelled with this, so deployments sharing a Docker host leave each other be.
+SANDBOX_NAMESPACE = env_str("SANDBOX_NAMESPACE") or hashlib.sha1(REDIS_URL.encode()).hexdigest()[:10]
 
 LOGGING = {
     "version": 1,

@@ -12,7 +12,8 @@ def manager(stack):
     from workers.sandbox.manager import SandboxConfig, SandboxManager
 
     config = SandboxConfig(image=stack.env["SANDBOX_IMAGE"], exec_timeout=10, warm_pool_size=0,
-                           memory="256m", pids_limit=64, data_size="64m", tmp_size="32m")
+                           memory="256m", pids_limit=64, data_size="64m", tmp_size="32m",
+                           namespace=f"tests-{uuid.uuid4().hex[:8]}")
     manager = SandboxManager(config, redis.Redis.from_url(stack.env["REDIS_URL"]))
     yield manager
 

@@ -127,12 +127,26 @@ def test_filling_the_disk_stops_at_the_limit(manager, session):
     assert manager.execute(session, "import os; os.remove('/mnt/data/fill'); print('ok')").stdout == "ok\n"
 
 
-def test_idle_sessions_are_reaped(manager):
+def test_idle_sessions_are_reaped_after_the_idle_limit(manager):
     name = f"idle-{uuid.uuid4().hex[:8]}"
-    manager.execute(name, "1")
-    assert manager.has_session(name)
-    assert name in manager.reap_idle(now=time.time() + manager.config.idle_timeout + 1)
-    assert not manager.has_session(name)
+    busy = f"busy-{uuid.uuid4().hex[:8]}"
+    manager.config.idle_timeout = 1.5
+    try:
+        manager.execute(name, "1")
+        container_id = manager.container_id(name)
+        assert manager.reap_idle() == []
+        time.sleep(1.0)
+        manager.execute(busy, "1")
+        time.sleep(0.8)
+        assert manager.reap_idle() == [name]
+        assert not manager.has_session(name) and manager.has_session(busy)
+        import docker
+
+        with pytest.raises(docker.errors.NotFound):
+            manager.docker.containers.get(container_id)
+    finally:
+        manager.config.idle_timeout = 3600
+        manager.close_session(busy)
 
 
 def test_the_warm_pool_hands_out_a_started_container(manager):

@@ -33,6 +33,8 @@ class SandboxConfig:
     exec_timeout: float = 30.0
     idle_timeout: float = 3600.0
     warm_pool_size: int = 2
+    # Several deployments may share a Docker host: each only pools, finds and reaps its own.
+    namespace: str = "default"
     labels: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -42,7 +44,7 @@ class SandboxConfig:
         import hashlib
 
         shape = f"{self.image}|{self.memory}|{self.cpus}|{self.pids_limit}|{self.data_size}|{self.tmp_size}"
-        return "sandbox:pool:" + hashlib.sha1(shape.encode()).hexdigest()[:12]
+        return f"sandbox:pool:{self.namespace}:" + hashlib.sha1(shape.encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -84,7 +86,7 @@ class SandboxManager:
             nano_cpus=int(config.cpus * 1e9),
             pids_limit=config.pids_limit,
             ulimits=[{"Name": "nofile", "Soft": 256, "Hard": 256}],
-            labels={LABEL: "1", **config.labels},
+            labels={LABEL: config.namespace, **config.labels},
             auto_remove=False,
         )
 
@@ -219,13 +221,14 @@ class SandboxManager:
     def _remove_orphans(self) -> None:
         """Containers of ours that no session or pool entry knows (a crashed worker's)."""
         known: set[str] = set()
-        for key in self.redis.scan_iter(match="sandbox:pool:*"):
+        for key in self.redis.scan_iter(match=f"sandbox:pool:{self.config.namespace}:*"):
             known |= {m.decode() for m in self.redis.smembers(key)}
         for key in self.redis.scan_iter(match="sandbox:session:*"):
             value = self.redis.get(key)
             if value:
                 known.add(value.decode())
-        for container in self.docker.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+        for container in self.docker.containers.list(
+                all=True, filters={"label": f"{LABEL}={self.config.namespace}"}):
             age = time.time() - _created_at(container)
             if container.id not in known and age > 60:
                 container.remove(force=True)

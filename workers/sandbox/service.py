@@ -21,6 +21,7 @@ def sandbox_config() -> SandboxConfig:
         exec_timeout=settings.SANDBOX_EXEC_TIMEOUT,
         idle_timeout=settings.SANDBOX_IDLE_TIMEOUT,
         warm_pool_size=settings.SANDBOX_WARM_POOL_SIZE,
+        namespace=settings.SANDBOX_NAMESPACE,
     )
 
 
