@@ -114,6 +114,8 @@ REST_FRAMEWORK = {
 # Runs.
 RUN_EXPIRY_SECONDS = env_int("RUN_EXPIRY_SECONDS", 600, minimum=1)
 POLL_AFTER_MS = env_int("POLL_AFTER_MS", 50, minimum=1)
+# A comment line on quiet SSE streams keeps proxies from closing them.
+SSE_KEEPALIVE_SECONDS = env_float("SSE_KEEPALIVE_SECONDS", 15.0, minimum=0.1)
 # A run whose worker has not proved alive for this long is resumed once, then failed.
 RUN_ORPHAN_AFTER_SECONDS = env_float("RUN_ORPHAN_AFTER_SECONDS", 20.0, minimum=1.0)
 MAINTENANCE_INTERVAL_SECONDS = env_float("MAINTENANCE_INTERVAL_SECONDS", 5.0, minimum=0.5)

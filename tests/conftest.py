@@ -46,6 +46,17 @@ def _reset_database(data_dir: Path) -> None:
 
 
 @pytest.fixture(scope="session")
+def routed_upstream():
+    """A second upstream: models named routed-* go here (LLM_ROUTES)."""
+    from tests.fake_upstream import FakeUpstream
+
+    upstream = FakeUpstream()
+    upstream.start()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(scope="session")
 def sandbox_image() -> str:
     """The Code Interpreter image, built offline once per recipe (sandbox_image/build.sh)."""
     subprocess.run(["bash", str(BASE_DIR / "sandbox_image" / "ensure_docker.sh")], check=True)
@@ -55,7 +66,7 @@ def sandbox_image() -> str:
 
 
 @pytest.fixture(scope="session")
-def stack(fake_upstream, sandbox_image, django_db_blocker):
+def stack(fake_upstream, routed_upstream, sandbox_image, django_db_blocker):
     data_dir = Path(os.environ["DATA_DIR"])
     stack = Stack(
         data_dir=data_dir,
@@ -68,6 +79,9 @@ def stack(fake_upstream, sandbox_image, django_db_blocker):
             "EMBEDDINGS_API_KEY": "sk-fake-upstream",
             "FILE_UPLOAD_MAX_BYTES": str(TEST_UPLOAD_LIMIT),
             "LLM_RETRY_BUDGET_SECONDS": "6",
+            "LLM_TIMEOUT": "4",
+            "LLM_ROUTES": f"routed-={routed_upstream.base_url}|sk-routed",
+            "SSE_KEEPALIVE_SECONDS": "0.5",
             "RUN_ORPHAN_AFTER_SECONDS": "4",
             "MAINTENANCE_INTERVAL_SECONDS": "1",
             "SANDBOX_IMAGE": sandbox_image,

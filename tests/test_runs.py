@@ -370,3 +370,50 @@ def test_a_worker_killed_mid_run_leaves_no_stuck_run_and_no_duplicate_message(
         assert all(message.status != "in_progress" for message in produced)
     steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
     assert all(step.status != "in_progress" for step in steps)
+
+
+def test_models_are_routed_to_other_backends_by_name(client, upstream, routed_upstream):
+    routed_upstream.reset()
+    routed_upstream.enqueue(Reply(text="from the routed backend"))
+    bot = client.beta.assistants.create(model="routed-llama")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=bot.id,
+                                                    poll_interval_ms=50)
+    assert run.status == "completed"
+    assert routed_upstream.last_chat_request()["model"] == "routed-llama"
+    headers = {name.lower(): value for name, value in routed_upstream.requests[-1].headers.items()}
+    assert headers["authorization"] == "Bearer sk-routed"
+    assert upstream.chat_requests() == []
+
+
+def test_a_mid_stream_disconnect_fails_the_run_and_closes_the_message(client, assistant, upstream):
+    upstream.enqueue(Reply(text="one two three four five six", disconnect_after_chunks=3))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    assert run.status == "failed" and run.last_error.code == "server_error"
+    message = client.beta.threads.messages.list(thread.id, run_id=run.id).data[0]
+    assert message.status == "incomplete" and message.incomplete_details.reason == "run_failed"
+    step = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0]
+    assert step.status == "failed" and step.last_error.code == "server_error"
+
+
+def test_an_upstream_that_never_answers_times_out_and_fails(client, assistant, upstream):
+    upstream.set_responder(lambda request: Reply(hang=True))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    started = time.monotonic()
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=100)
+    assert run.status == "failed" and run.last_error.code == "server_error"
+    assert "timed out" in run.last_error.message
+    assert time.monotonic() - started < 20
+
+
+def test_quiet_streams_carry_keep_alive_comments(http, client, assistant, upstream):
+    upstream.enqueue(Reply(text="late", first_token_delay=1.5))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    with http.stream("POST", f"/threads/{thread.id}/runs", json={"assistant_id": assistant.id, "stream": True},
+                     headers={"OpenAI-Beta": "assistants=v2"}) as response:
+        raw = response.read().decode()
+    assert ": keep-alive" in raw
+    assert raw.rstrip().endswith("event: done\ndata: [DONE]")

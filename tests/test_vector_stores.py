@@ -259,3 +259,31 @@ def test_another_projects_vector_store_is_invisible(client, other_client):
     with pytest.raises(openai.NotFoundError):
         other_client.vector_stores.search(store.id, query="anything")
     assert store.id not in [s.id for s in other_client.vector_stores.list()]
+
+
+def test_keyword_search_works_without_an_embeddings_endpoint(knowledge, orm, settings):
+    """This process has no EMBEDDINGS_BASE_URL: the same search is keyword-only."""
+    from apps.vector_stores.search import search
+
+    assert settings.EMBEDDINGS_BASE_URL == ""
+    store, _ = knowledge
+    hits = search([store.id], ["gravitational pull of the moon"], max_results=2)
+    assert hits[0].filename == "tides.pdf" and hits[0].score == 1.0
+
+
+def test_a_cancelled_batch_stops_what_has_not_finished(client):
+    store = client.vector_stores.create()
+    ids = [client.files.create(file=(f"c{i}.txt", io.BytesIO(f"cancel me {i}".encode() * 2000)),
+                               purpose="assistants").id for i in range(12)]
+    batch = client.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=ids)
+    assert batch.file_counts.in_progress + batch.file_counts.completed == 12
+    cancelled = client.vector_stores.file_batches.cancel(batch.id, vector_store_id=store.id)
+    counts = cancelled.file_counts
+    assert counts.in_progress == 0 and counts.total == 12
+    assert counts.cancelled + counts.completed == 12
+    assert cancelled.status == ("cancelled" if counts.cancelled else "completed")
+    import time
+
+    time.sleep(1.0)  # ingestion tasks that were already queued must not resurrect cancelled files
+    again = client.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id)
+    assert again.file_counts.cancelled == counts.cancelled

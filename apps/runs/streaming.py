@@ -14,7 +14,6 @@ from django.http import StreamingHttpResponse
 
 from apps.runs.events import DONE, stream_key
 
-KEEPALIVE_SECONDS = 15
 READ_BATCH = 200
 
 
@@ -38,7 +37,8 @@ async def relay(run_id: str, start_id: str = "0-0") -> AsyncIterator[bytes]:
         if time.monotonic() > deadline:
             yield _error_frames("The run's event stream ended unexpectedly.")
             return
-        reply = await client.xread({key: position}, block=KEEPALIVE_SECONDS * 1000, count=READ_BATCH)
+        reply = await client.xread({key: position}, block=int(settings.SSE_KEEPALIVE_SECONDS * 1000),
+                                   count=READ_BATCH)
         if not reply:
             yield b": keep-alive\n\n"
             continue

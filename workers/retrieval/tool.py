@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 from apps.runs.models import Run, RunStep
 from apps.vector_stores.search import search
@@ -43,7 +44,26 @@ def _queries(arguments: str) -> list[str]:
     return [str(query)] if query else []
 
 
+THREAD_STORE_WAIT_SECONDS = 60
+
+
+def _wait_for_thread_stores(run: Run) -> None:
+    """OpenAI's fallback: a run waits up to 60 s for files still being processed in the
+    thread's vector store (not the assistant's) before it searches."""
+    from apps.threads.models import Thread
+    from apps.vector_stores.models import VectorStoreFile
+
+    thread = Thread.objects.filter(pk=run.thread_id).first()
+    store_ids = (((thread.tool_resources if thread else None) or {}).get("file_search") or {}) \
+        .get("vector_store_ids") or []
+    deadline = time.monotonic() + THREAD_STORE_WAIT_SECONDS
+    while store_ids and time.monotonic() < deadline and VectorStoreFile.objects.filter(
+            vector_store_id__in=store_ids, status="in_progress").exists():
+        time.sleep(0.2)
+
+
 def run_file_search(run: Run, call_id: str, arguments: str) -> HostedResult:
+    _wait_for_thread_stores(run)
     store_ids = ((run.tool_resources or {}).get("file_search") or {}).get("vector_store_ids") or []
     max_results, threshold, ranker = _options(run)
     queries = _queries(arguments)

@@ -25,6 +25,10 @@ class UpstreamError(Exception):
         self.message = message
 
 
+class StreamEndedEarly(Exception):
+    """The upstream closed the stream before saying why it finished (no finish_reason)."""
+
+
 class Stopped(Exception):
     """The caller asked to stop (cancel or expiry) while waiting on the model."""
 
@@ -114,6 +118,8 @@ def _classify(exc: BaseException) -> tuple[bool, UpstreamError]:
                                    f"The model provider failed with {exc.status_code}: {exc.message}")
     if isinstance(exc, openai.APIStatusError) and exc.status_code in (408, 409):
         return True, UpstreamError("server_error", f"The model provider answered {exc.status_code}.")
+    if isinstance(exc, StreamEndedEarly):
+        return True, UpstreamError("server_error", "The model provider's stream ended unexpectedly.")
     if isinstance(exc, openai.APIStatusError):
         return False, UpstreamError("invalid_prompt",
                                     f"The model provider rejected the request: {exc.message}")
@@ -182,6 +188,8 @@ def _consume(request: dict, model: str, callbacks: StreamCallbacks, result: Comp
         except queue.Empty:
             continue
         if item is _END:
+            if result.finish_reason is None:
+                raise (_EmittedFailure if emitted else _Failure)(StreamEndedEarly())
             break
         if isinstance(item, BaseException):
             raise (_EmittedFailure if emitted else _Failure)(item)
