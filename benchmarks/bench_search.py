@@ -5,6 +5,7 @@ vector stores. Clustered synthetic embeddings, like real document chunks."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -19,6 +20,7 @@ DIMENSIONS = 256
 CLUSTERS = 1000
 QUERIES = 200
 STORES = 10
+EF_SEARCH = [int(v) for v in os.environ.get("BENCH_EF_SEARCH", "40,100,200,400").split(",")]
 
 
 def _connect(data_dir: Path):
@@ -34,20 +36,39 @@ def _connect(data_dir: Path):
     return connection
 
 
+LATENT = 32
+DATASET = os.environ.get("BENCH_DATASET", "text")
+
+
 def _vectors(count: int, seed: int):
+    """`text` (default): clustered points of low intrinsic dimension projected into 256-d, the
+    shape real text embeddings have. `isotropic`: cluster centres plus full-rank Gaussian noise,
+    a worst case where the exact top 10 is nearly arbitrary."""
     import numpy as np
 
     generator = np.random.default_rng(seed)
-    centers = np.random.default_rng(7).normal(size=(CLUSTERS, DIMENSIONS)).astype(np.float32)
-    rows = centers[generator.integers(0, CLUSTERS, count)] + 0.35 * generator.normal(
-        size=(count, DIMENSIONS)).astype(np.float32)
+    fixed = np.random.default_rng(7)
+    if DATASET == "isotropic":
+        centers = fixed.normal(size=(CLUSTERS, DIMENSIONS)).astype(np.float32)
+        rows = centers[generator.integers(0, CLUSTERS, count)] + 0.35 * generator.normal(
+            size=(count, DIMENSIONS)).astype(np.float32)
+    else:
+        centers = fixed.normal(size=(CLUSTERS, LATENT)).astype(np.float32)
+        projection = fixed.normal(size=(LATENT, DIMENSIONS)).astype(np.float32)
+        latent = centers[generator.integers(0, CLUSTERS, count)] + 0.5 * generator.normal(
+            size=(count, LATENT)).astype(np.float32)
+        rows = latent @ projection + 0.5 * generator.normal(size=(count, DIMENSIONS)).astype(np.float32)
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def _table(size: int) -> str:
+    return f"bench_{size}" if DATASET == "isotropic" else f"bench_{DATASET}_{size}"
 
 
 def _load(connection, size: int) -> None:
     from pgvector import HalfVector
 
-    table = f"bench_{size}"
+    table = _table(size)
     exists = connection.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0]
     if exists:
         return
@@ -75,7 +96,7 @@ def _load(connection, size: int) -> None:
 def _measure(connection, size: int, filtered: bool, ef_search: int) -> tuple[list[float], float]:
     from pgvector import HalfVector
 
-    table = f"bench_{size}"
+    table = _table(size)
     sql = (f"SELECT id FROM {table} WHERE store = %s ORDER BY embedding <=> %s LIMIT 10" if filtered
            else f"SELECT id FROM {table} ORDER BY embedding <=> %s LIMIT 10")
     latencies, recalls = [], []
@@ -101,10 +122,10 @@ def main() -> None:
     for size in sizes:
         _load(connection, size)
         for filtered in (False, True):
-            for ef_search in (40, 100):
+            for ef_search in EF_SEARCH:
                 latencies, recall = _measure(connection, size, filtered, ef_search)
                 label = f"filtered to 1 of {STORES} stores" if filtered else "unfiltered"
-                print(f"[{size:,} chunks] {label:28s} ef_search={ef_search:3d}: "
+                print(f"[{size:,} chunks, {DATASET}] {label:28s} ef_search={ef_search:3d}: "
                       f"p50 {statistics.median(latencies) * 1000:.2f} ms, "
                       f"p99 {percentile(latencies, 99) * 1000:.2f} ms, recall@10 {recall:.3f}")
 

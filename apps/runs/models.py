@@ -8,6 +8,11 @@ ACTIVE_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
 TERMINAL_STATUSES = ("cancelled", "failed", "completed", "incomplete", "expired")
 
 
+def usage_of(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
 class Run(ProjectScoped):
     id_kind = "run"
 
@@ -65,11 +70,7 @@ class Run(ProjectScoped):
     def usage(self) -> dict | None:
         if self.status not in TERMINAL_STATUSES and self.status != "requires_action":
             return None
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-        }
+        return usage_of(self.prompt_tokens, self.completion_tokens)
 
 
 class RunStep(ProjectScoped):
@@ -102,8 +103,4 @@ class RunStep(ProjectScoped):
     def usage(self) -> dict | None:
         if self.status == "in_progress":
             return None
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-        }
+        return usage_of(self.prompt_tokens, self.completion_tokens)

@@ -98,6 +98,10 @@ def _check_named_tool(run: Run) -> None:
     wanted = choice.get("type")
     if wanted == "function":
         name = (choice.get("function") or {}).get("name")
+        if not name:
+            raise InvalidRequestError("Missing required parameter: 'tool_choice.function.name'.",
+                                      param="tool_choice.function.name",
+                                      code="missing_required_parameter")
         if not any(t.get("type") == "function" and t["function"]["name"] == name for t in run.tools):
             raise InvalidRequestError(
                 f"Invalid 'tool_choice': the function '{name}' is not one of the run's tools.",

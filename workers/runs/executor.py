@@ -139,8 +139,6 @@ class RunExecution:
             request["tools"] = tools
             request["tool_choice"] = upstream_tool_choice(run.tool_choice)
             request["parallel_tool_calls"] = run.parallel_tool_calls
-        elif run.tool_choice == "none":
-            request["tool_choice"] = "none"
         if run.temperature is not None:
             request["temperature"] = run.temperature
         if run.top_p is not None:
