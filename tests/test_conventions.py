@@ -121,3 +121,33 @@ def test_health_and_readiness(api_base):
     body = ready.json()
     assert body["checks"]["database"]["ok"] and body["checks"]["redis"]["ok"]
     assert ready.status_code == (200 if body["ready"] else 503)
+
+
+@pytest.mark.parametrize(("path", "body", "param", "code"), [
+    ("/threads", {"tool_resources": {"code_interpreter": {"file_ids": ["file-x"] * 21}}},
+     "tool_resources.code_interpreter.file_ids", "array_above_max_length"),
+    ("/threads", {"tool_resources": {"file_search": {"vector_store_ids": ["vs_a", "vs_b"]}}},
+     "tool_resources.file_search.vector_store_ids", "array_above_max_length"),
+    ("/threads", {"messages": [{"role": "user", "content": "x", "metadata": {"k": "v" * 513}}]},
+     "messages[0].metadata.k", "string_above_max_length"),
+    ("/threads/runs", {"assistant_id": "asst_x", "tools": [{"type": "code_interpreter"}] * 21},
+     "tools", "array_above_max_length"),
+    ("/threads/runs", {"assistant_id": "asst_x", "max_prompt_tokens": 255},
+     "max_prompt_tokens", "integer_below_min_value"),
+    ("/threads/runs", {"assistant_id": "asst_x", "temperature": 2.1}, "temperature", "decimal_above_max_value"),
+    ("/threads/runs", {"assistant_id": "asst_x", "truncation_strategy": {"type": "last_messages",
+                                                                         "last_messages": 0}},
+     "truncation_strategy.last_messages", "integer_below_min_value"),
+    ("/vector_stores", {"file_ids": ["file-x"] * 501}, "file_ids", "array_above_max_length"),
+    ("/vector_stores", {"chunking_strategy": {"type": "static", "static": {
+        "max_chunk_size_tokens": 4097, "chunk_overlap_tokens": 0}}},
+     "chunking_strategy.static.max_chunk_size_tokens", "integer_above_max_value"),
+    ("/vector_stores", {"expires_after": {"anchor": "last_active_at", "days": 366}},
+     "expires_after.days", "integer_above_max_value"),
+])
+def test_limits_exceeded_by_one_across_endpoints(http, path, body, param, code):
+    response = http.post(path, json=body, headers=BETA)
+    assert response.status_code == 400, response.text
+    error = _error(response)
+    assert (error["param"], error["code"]) == (param, code), error
+    assert f"'{param}'" in error["message"]
