@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# Make sure a Docker daemon answers (Debian 12, root): install docker.io and debootstrap when
-# missing, start dockerd in the background when it is not running. Idempotent.
+# Make sure a Docker daemon answers (Debian 12, root): install docker.io, debootstrap and
+# docker-compose (to validate docker-compose.yml) when missing, start dockerd in the background
+# when it is not running. Idempotent.
 set -euo pipefail
 
-if docker info >/dev/null 2>&1; then
+have_tools() {
+  command -v dockerd >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1 \
+    && command -v docker-compose >/dev/null 2>&1
+}
+if docker info >/dev/null 2>&1 && have_tools; then
   exit 0
 fi
 if [ "$(id -u)" != "0" ]; then
   echo "ensure_docker: no Docker daemon and not root; start Docker yourself" >&2
   exit 1
 fi
-if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then
+if ! have_tools; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  apt-get install -y -q docker.io debootstrap >/dev/null
+  apt-get install -y -q docker.io debootstrap docker-compose >/dev/null
 fi
 if ! docker info >/dev/null 2>&1; then
   mkdir -p /var/log

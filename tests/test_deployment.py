@@ -1,0 +1,23 @@
+"""The production compose file is valid and has the five processes of DESIGN.md."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import yaml
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def test_docker_compose_config_validates(sandbox_image):
+    env = {**os.environ, "SECRET_KEY": "test-secret"}
+    result = subprocess.run(["docker-compose", "-f", str(BASE_DIR / "docker-compose.yml"), "config"],
+                            env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert {"db", "redis", "web", "worker-runs", "worker-ingest", "worker-sandbox", "beat"} <= set(services)
+    assert services["db"]["image"].startswith("pgvector/pgvector")
+    for name in ("db", "redis", "web", "worker-runs", "worker-ingest", "worker-sandbox"):
+        assert "healthcheck" in services[name], name
