@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 
@@ -69,7 +70,7 @@ def search(store_ids: list[str], queries: list[str], *, max_results: int = 10,
             with connection.cursor() as cursor:
                 # pgvector 0.8: keep scanning the HNSW graph until filtered results suffice.
                 cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-                cursor.execute("SET LOCAL hnsw.ef_search = 100")
+                cursor.execute("SET LOCAL hnsw.ef_search = %s", [settings.SEARCH_EF_SEARCH])
             from pgvector.django import CosineDistance
 
             for vector in vectors:
