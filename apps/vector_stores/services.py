@@ -268,3 +268,14 @@ def expire_due_stores(now: int | None = None) -> int:
             VectorStore.objects.filter(pk=store_id).update(expired=True)
             Chunk.objects.filter(vector_store_id=store_id).delete()
     return len(due)
+
+
+INGESTION_DEADLINE_SECONDS = 1800
+
+
+def fail_stalled_ingestion(now: int | None = None) -> int:
+    """Files whose ingestion never finished (its worker died) do not stay `in_progress`."""
+    cutoff_ns = ((now or unix_now()) - INGESTION_DEADLINE_SECONDS) * 1_000_000_000
+    return VectorStoreFile.objects.filter(status="in_progress", created_ns__lt=cutoff_ns).update(
+        status="failed",
+        last_error={"code": "server_error", "message": "Processing the file did not finish in time."})

@@ -19,7 +19,8 @@ def ingest_file(entry_id: int) -> None:
 
 @shared_task(name="workers.ingest.tasks.expire_vector_stores", ignore_result=True)
 def expire_vector_stores() -> int:
-    from apps.vector_stores.services import expire_due_stores
+    from apps.vector_stores.services import expire_due_stores, fail_stalled_ingestion
 
+    fail_stalled_ingestion()
     with transaction.atomic():
         return expire_due_stores()

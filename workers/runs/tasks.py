@@ -24,8 +24,15 @@ MAX_ATTEMPTS = 2
 def execute_run(run_id: str) -> None:
     from workers.runs import hosted  # noqa: F401 (registers hosted tools)
     from workers.runs.executor import execute_run as execute
+    from workers.runs.executor import fail
 
-    execute(run_id)
+    try:
+        execute(run_id)
+    except Exception:
+        # A bug must not leave the run hanging until orphan recovery: fail it now, then let
+        # the error be logged as what it is.
+        fail(run_id, "server_error", "The server had an error while processing the run.")
+        raise
 
 
 @shared_task(name="workers.runs.tasks.expire_runs", ignore_result=True)
