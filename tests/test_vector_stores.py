@@ -287,3 +287,11 @@ def test_a_cancelled_batch_stops_what_has_not_finished(client):
     time.sleep(1.0)  # ingestion tasks that were already queued must not resurrect cancelled files
     again = client.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id)
     assert again.file_counts.cancelled == counts.cancelled
+
+
+def test_rewrite_query_searches_for_the_questions_keywords(client, knowledge):
+    store, _ = knowledge
+    page = client.vector_stores.search(store.id, query="What is it that causes the ocean tides?",
+                                       rewrite_query=True)
+    assert page.search_query == ["causes ocean tides"]
+    assert page.data[0].filename == "tides.pdf"

@@ -6,7 +6,7 @@ from apps.core.pagination import paginate
 from apps.core.views import ApiView
 from apps.vector_stores import services
 from apps.vector_stores.models import VectorStore
-from apps.vector_stores.search import search
+from apps.vector_stores.search import rewrite_query, search
 from apps.vector_stores.serializers import render_batch, render_store_file, render_vector_store
 
 
@@ -96,6 +96,8 @@ class VectorStoreSearchView(ApiView):
         validate_request("VectorStoreSearchRequest", body)
         store = services.get_store(self.project, store_id)
         queries = body["query"] if isinstance(body["query"], list) else [body["query"]]
+        if body.get("rewrite_query"):
+            queries = [rewrite_query(query) for query in queries]
         ranking = body.get("ranking_options") or {}
         hits = search([store.pk], queries, max_results=body.get("max_num_results") or 10,
                       score_threshold=ranking.get("score_threshold") or 0.0,
