@@ -52,7 +52,13 @@ def filter_q(spec: dict, prefix: str = "vector_store_file__attributes__") -> Q:
     return Q(**{f"{prefix}{key}{_COMPARISONS[kind]}": value})
 
 
-_STOPWORDS = frozenset(["a", "an", "and", "are", "as", "at", "be", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "in", "is", "it", "its", "me", "my", "of", "on", "or", "please", "tell", "that", "the", "their", "there", "these", "this", "to", "was", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your", "about", "give", "find", "show", "explain"])
+_STOPWORDS = frozenset([
+    "a", "an", "and", "are", "as", "at", "be", "by", "can", "could", "did", "do", "does",
+    "for", "from", "had", "has", "have", "how", "i", "in", "is", "it", "its", "me", "my", "of",
+    "on", "or", "please", "tell", "that", "the", "their", "there", "these", "this", "to",
+    "was", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you",
+    "your", "about", "give", "find", "show", "explain",
+])
 
 
 def rewrite_query(query: str) -> str:
