@@ -154,3 +154,32 @@ def test_deleting_a_thread_closes_its_sandbox(client, tutor, upstream, stack):
     while store.exists(f"sandbox:session:{thread.id}"):
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_beat_reaps_a_session_idle_past_the_limit(client, tutor, upstream, stack):
+    """End to end through beat → `maintain_sessions` → the manager: a session whose last use is
+    older than SANDBOX_IDLE_TIMEOUT (default 3600 s here) is removed with its container. The
+    idle limit itself is exercised with a short value in tests/sandbox/test_sessions.py."""
+    import time
+
+    import docker
+    import redis
+
+    from workers.sandbox.manager import LAST_USED_KEY
+
+    upstream.set_responder(code_then_answer("z = 1", "ok"))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "go"}])
+    client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=tutor.id, poll_interval_ms=100)
+    store = redis.Redis.from_url(stack.env["REDIS_URL"])
+    container_id = store.get(f"sandbox:session:{thread.id}").decode()
+    time.sleep(2.5)  # a maintenance pass while the session is fresh must leave it alone
+    assert store.exists(f"sandbox:session:{thread.id}")
+    store.zadd(LAST_USED_KEY, {thread.id: time.time() - 3601})
+    deadline = time.monotonic() + 15
+    while store.exists(f"sandbox:session:{thread.id}"):
+        assert time.monotonic() < deadline, "beat did not reap the idle session"
+        time.sleep(0.2)
+    daemon = docker.from_env()
+    while container_id in [c.id for c in daemon.containers.list(all=True)]:
+        assert time.monotonic() < deadline, "the idle session's container was left running"
+        time.sleep(0.2)
