@@ -295,3 +295,25 @@ def test_rewrite_query_searches_for_the_questions_keywords(client, knowledge):
                                        rewrite_query=True)
     assert page.search_query == ["causes ocean tides"]
     assert page.data[0].filename == "tides.pdf"
+
+
+def test_a_run_on_a_thread_whose_vector_store_expired_fails(client, upstream, orm):
+    from apps.vector_stores.models import VectorStore
+    from workers.ingest.tasks import expire_vector_stores
+
+    uploaded = client.files.create(file=("memo.txt", io.BytesIO(b"The launch is on Friday.")),
+                                   purpose="assistants")
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "When is the launch?"}],
+        tool_resources={"file_search": {"vector_stores": [{"file_ids": [uploaded.id]}]}})
+    store_id = thread.tool_resources.file_search.vector_store_ids[0]
+    VectorStore.objects.filter(pk=store_id).update(expires_at=1)
+    expire_vector_stores()
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "file_search"}])
+    upstream.enqueue(Reply(text="unreachable"))
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    assert run.status == "failed"
+    assert run.last_error.code == "invalid_prompt"
+    assert store_id in run.last_error.message and "expired" in run.last_error.message
+    assert upstream.chat_requests() == []

@@ -11,7 +11,12 @@ import time
 from apps.runs.models import Run, RunStep
 from apps.vector_stores.search import search
 from apps.vector_stores.services import touch
-from workers.runs.tools import HostedResult, register_hosted_tool, register_text_finalizer
+from workers.runs.tools import (
+    HostedResult,
+    register_hosted_tool,
+    register_run_preflight,
+    register_text_finalizer,
+)
 
 DEFAULT_MAX_RESULTS = 20
 SMALL_MODEL_MAX_RESULTS = 5
@@ -105,5 +110,22 @@ def cite(run: Run, text: str) -> tuple[list[dict], list[dict]]:
     return annotations, []
 
 
+def expired_stores(run: Run) -> str | None:
+    """"When a vector store expires, runs on that thread will fail" (OpenAI's docs); the user
+    recreates the store from the same files and attaches it again."""
+    from apps.vector_stores.models import VectorStore
+
+    if not any(tool["type"] == "file_search" for tool in run.tools):
+        return None
+    store_ids = ((run.tool_resources or {}).get("file_search") or {}).get("vector_store_ids") or []
+    expired = list(VectorStore.objects.filter(pk__in=store_ids, expired=True)
+                   .order_by("pk").values_list("pk", flat=True))
+    if not expired:
+        return None
+    return (f"Vector store {', '.join(expired)} has expired. Create a new vector store with the "
+            "same files and attach it to the thread or assistant.")
+
+
 register_hosted_tool("file_search", run_file_search)
+register_run_preflight(expired_stores)
 register_text_finalizer(cite)

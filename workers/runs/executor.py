@@ -18,6 +18,7 @@ from workers.runs.context import PromptTooLarge, build_context, context_window
 from workers.runs.model_calls import Completion, Stopped, StreamCallbacks, UpstreamError, stream_completion
 from workers.runs.tools import (
     HOSTED_HANDLERS,
+    RUN_PREFLIGHTS,
     extra_instructions,
     hosted_kind,
     upstream_tool_choice,
@@ -309,4 +310,9 @@ def execute_run(run_id: str) -> None:
     claimed = state.transition(run_id, "in_progress", attempts=F("attempts") + 1)
     if claimed is None:
         return  # someone else has it, or it already ended
+    for check in RUN_PREFLIGHTS:
+        problem = check(claimed)
+        if problem:
+            fail(run_id, "invalid_prompt", problem)
+            return
     RunExecution(claimed).execute()

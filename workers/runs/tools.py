@@ -114,3 +114,12 @@ TEXT_FINALIZERS: list[TextFinalizer] = []
 
 def register_text_finalizer(finalizer: TextFinalizer) -> None:
     TEXT_FINALIZERS.append(finalizer)
+
+
+# Checks before a run's first model call: (run) -> why the run cannot proceed, or None.
+RunPreflight = Callable[[Run], "str | None"]
+RUN_PREFLIGHTS: list[RunPreflight] = []
+
+
+def register_run_preflight(check: RunPreflight) -> None:
+    RUN_PREFLIGHTS.append(check)
