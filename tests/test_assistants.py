@@ -141,3 +141,28 @@ def test_it_checks_referenced_files_exist(client):
             tool_resources={"code_interpreter": {"file_ids": ["file-doesnotexist"]}},
         )
     assert raised.value.body["param"] == "tool_resources.code_interpreter.file_ids[0]"
+
+
+def test_a_json_schema_response_format_needs_a_valid_name(client):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.beta.assistants.create(model="gpt-4o", response_format={
+            "type": "json_schema", "json_schema": {"name": "bad name", "schema": {"type": "object"}}})
+    assert raised.value.body["param"] == "response_format.json_schema.name"
+    fine = client.beta.assistants.create(model="gpt-4o", response_format={
+        "type": "json_schema", "json_schema": {"name": "answer_v2", "schema": {"type": "object"}}})
+    assert fine.response_format.json_schema.name == "answer_v2"
+
+
+def test_modifying_takes_vector_store_ids_not_the_creation_helper(client):
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "file_search"}])
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.beta.assistants.update(assistant.id, tool_resources={
+            "file_search": {"vector_stores": [{"file_ids": []}]}})
+    assert raised.value.body["code"] == "unknown_parameter"
+    assert raised.value.body["param"] == "tool_resources.file_search.vector_stores"
+
+
+def test_a_long_model_name_is_stored_whole(client):
+    model = "org/" + "m" * 300
+    assistant = client.beta.assistants.create(model=model)
+    assert client.beta.assistants.retrieve(assistant.id).model == model

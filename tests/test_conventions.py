@@ -151,3 +151,40 @@ def test_limits_exceeded_by_one_across_endpoints(http, path, body, param, code):
     error = _error(response)
     assert (error["param"], error["code"]) == (param, code), error
     assert f"'{param}'" in error["message"]
+
+
+def test_deleting_while_paging_carries_on_past_a_deleted_cursor(other_client):
+    """The SDK asks for the next page `after` the last item it yielded, which the loop has just
+    deleted; the list carries on from where that item stood."""
+    client = other_client
+    created = {client.beta.assistants.create(model="gpt-4o").id for _ in range(25)}
+    deleted = set()
+    for assistant in client.beta.assistants.list(limit=10):
+        client.beta.assistants.delete(assistant.id)
+        deleted.add(assistant.id)
+    assert deleted == created
+    assert client.beta.assistants.list().data == []
+
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": str(n)} for n in range(12)])
+    seen = []
+    for message in client.beta.threads.messages.list(thread.id, limit=5, order="asc"):
+        seen.append(message.content[0].text.value)
+        client.beta.threads.messages.delete(message.id, thread_id=thread.id)
+    assert seen == [str(n) for n in range(12)]
+
+
+@pytest.mark.parametrize(("call", "param", "prefix"), [
+    (lambda c: c.beta.assistants.retrieve("undefined"), "assistant_id", "asst"),
+    (lambda c: c.beta.threads.retrieve("undefined"), "thread_id", "thread"),
+    (lambda c: c.beta.threads.messages.retrieve("undefined", thread_id="thread_x"), "message_id", "msg"),
+    (lambda c: c.beta.threads.runs.retrieve("undefined", thread_id="thread_x"), "run_id", "run"),
+    (lambda c: c.files.retrieve("undefined"), "file_id", "file"),
+    (lambda c: c.vector_stores.retrieve("undefined"), "vector_store_id", "vs"),
+    (lambda c: c.vector_stores.file_batches.retrieve("undefined", vector_store_id="vs_x"), "batch_id", "vsfb"),
+])
+def test_an_id_with_the_wrong_prefix_is_a_400(client, call, param, prefix):
+    with pytest.raises(openai.BadRequestError) as raised:
+        call(client)
+    assert raised.value.body["param"] == param
+    assert raised.value.body["message"] == (
+        f"Invalid '{param}': 'undefined'. Expected an ID that begins with '{prefix}'.")

@@ -110,3 +110,46 @@ def test_a_message_needs_a_known_role_and_content(client):
     with pytest.raises(openai.BadRequestError) as raised:
         client.beta.threads.messages.create(thread.id, role="user", content=[])
     assert raised.value.body["param"] == "content"
+
+
+def test_an_image_url_must_be_a_url(client):
+    thread = client.beta.threads.create()
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.beta.threads.messages.create(thread.id, role="user", content=[
+            {"type": "image_url", "image_url": {"url": "not a url"}}])
+    assert raised.value.body["param"] == "content[0].image_url.url"
+    assert "Expected a valid URL" in raised.value.body["message"]
+
+
+def test_ids_and_helpers_that_exclude_each_other_are_refused_clearly(client):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.beta.threads.create(tool_resources={"file_search": {
+            "vector_store_ids": ["vs_abc"], "vector_stores": [{"file_ids": []}]}})
+    assert raised.value.body["param"] == "tool_resources.file_search"
+    assert raised.value.body["message"] == (
+        "Invalid 'tool_resources.file_search': only one of 'vector_store_ids' or 'vector_stores' "
+        "may be given.")
+    thread = client.beta.threads.create()
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.beta.threads.update(thread.id, tool_resources={
+            "file_search": {"vector_stores": [{"file_ids": []}]}})
+    assert raised.value.body["param"] == "tool_resources.file_search.vector_stores"
+
+
+def test_a_thread_holds_at_most_100000_messages(client, orm):
+    from django.db import connection
+
+    from apps.threads.models import Message, Thread
+
+    thread = client.beta.threads.create()
+    project_id = Thread.objects.get(pk=thread.id).project_id
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Message._meta.db_table} (id, project_id, created_ns, metadata, thread_id,"
+            " role, content, status) SELECT 'msg_bulk' || g || %s, %s, g, '{}', %s, 'user', '[]',"
+            " 'completed' FROM generate_series(1, 99999) AS g", [thread.id[-12:], project_id, thread.id])
+    client.beta.threads.messages.create(thread.id, role="user", content="the 100,000th")
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.beta.threads.messages.create(thread.id, role="user", content="one too many")
+    assert "maximum of 100000 messages" in raised.value.body["message"]
+    client.beta.threads.delete(thread.id)

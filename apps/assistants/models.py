@@ -8,7 +8,7 @@ class Assistant(ProjectScoped):
 
     name = models.CharField(max_length=256, null=True, blank=True)
     description = models.CharField(max_length=512, null=True, blank=True)
-    model = models.CharField(max_length=256)
+    model = models.TextField()
     instructions = models.TextField(null=True, blank=True)
     tools = models.JSONField(default=list, blank=True)
     tool_resources = models.JSONField(default=dict, blank=True)

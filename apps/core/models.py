@@ -93,3 +93,33 @@ class ProjectScoped(models.Model):
         if not self.id:
             self.id = new_id(self.id_kind)
         super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        remember_deleted(type(self), self.pk, self.created_ns)
+        return super().delete(*args, **kwargs)
+
+
+TOMBSTONE_SECONDS = 24 * 3600
+
+
+class ListTombstone(models.Model):
+    """Where a deleted object stood in its list, so a client paging with its id as the cursor
+    (`for a in client.beta.assistants.list(): a.delete()`) carries on instead of failing."""
+
+    model = models.CharField(max_length=64)
+    cursor = models.CharField(max_length=64)
+    created_ns = models.BigIntegerField()
+    deleted_at = models.IntegerField(default=unix_now, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["model", "cursor"])]
+
+
+def remember_deleted(model: type[models.Model], cursor: str, created_ns: int) -> None:
+    ListTombstone.objects.filter(deleted_at__lt=unix_now() - TOMBSTONE_SECONDS).delete()
+    ListTombstone.objects.create(model=model._meta.label_lower, cursor=cursor, created_ns=created_ns)
+
+
+def deleted_position(model: type[models.Model], cursor: str) -> int | None:
+    return (ListTombstone.objects.filter(model=model._meta.label_lower, cursor=cursor)
+            .order_by("-deleted_at", "-id").values_list("created_ns", flat=True).first())

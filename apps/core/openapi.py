@@ -66,16 +66,26 @@ def _admit_null(node: dict) -> None:
 def _request_patches(spec: dict) -> dict:
     """Limits the contract states in prose but the schema leaves out: metadata is at most 16
     pairs with keys ≤ 64 and values ≤ 512 characters (CONTRACT.md §1.3); a function name is
-    a-z, A-Z, 0-9, underscores and dashes, at most 64 characters (§3.1)."""
+    a-z, A-Z, 0-9, underscores and dashes, at most 64 characters, and so is a json_schema
+    response format's name (§3.1)."""
     patched = copy.deepcopy(spec)
     schemas = patched["components"]["schemas"]
     metadata = schemas["Metadata"]["anyOf"][0]
     metadata["maxProperties"] = 16
     metadata["propertyNames"] = {"maxLength": 64}
     metadata["additionalProperties"] = {"type": "string", "maxLength": 512}
-    function_name = schemas["FunctionObject"]["properties"]["name"]
-    function_name["maxLength"] = 64
-    function_name["pattern"] = "^[a-zA-Z0-9_-]+$"
+    for name in (schemas["FunctionObject"]["properties"]["name"],
+                 schemas["ResponseFormatJsonSchema"]["properties"]["json_schema"]["properties"]["name"]):
+        name["maxLength"] = 64
+        name["pattern"] = "^[a-zA-Z0-9_-]+$"
+    # Modifying takes only `vector_store_ids`: the `vector_stores` helper is for creation (§3.1).
+    for request in ("ModifyAssistantRequest", "ModifyThreadRequest"):
+        resources = schemas[request]["properties"]["tool_resources"]["anyOf"][0]["properties"]
+        for tool in resources.values():
+            tool["additionalProperties"] = False
+    # An image URL is an absolute http(s) URL (or an inline data URL), as `format: uri` says.
+    image_url = schemas["MessageContentImageUrlObject"]["properties"]["image_url"]
+    image_url["properties"]["url"]["pattern"] = "^(https?://[^\\s]+|data:image/[a-z]+;base64,.+)$"
     return patched
 
 

@@ -134,10 +134,6 @@ def describe_error(error) -> tuple[str, str | None, str]:
         return (f"Invalid '{name}': key '{instance}' is too long. Expected a key with maximum "
                 f"length {value}, but got a key with length {len(instance)} instead.",
                 param, "string_above_max_length")
-    if "propertyNames" in error.schema_path:
-        return (f"Invalid '{name}': key '{instance}' is too long. Expected a key with maximum "
-                f"length {value}, but got a key with length {len(instance)} instead.",
-                param, "string_above_max_length")
     if combined_types is not None:
         return (f"Invalid type for '{name}': expected {_expected(combined_types)}, but got "
                 f"{_instance_type(instance)} instead.", param, "invalid_type")
@@ -186,6 +182,16 @@ def describe_error(error) -> tuple[str, str | None, str]:
     if kind in ("enum", "const"):
         options = value if kind == "enum" else [value]
         return (f"Invalid value: '{instance}'. Supported values are: {_quote_values(options)}.",
+                param, "invalid_value")
+    if kind == "oneOf" and isinstance(instance, dict):
+        # Several alternatives matched: the body mixes fields that exclude each other.
+        given = [key for branch in value for key in (_resolved(error, branch).get("required") or [])
+                 if key in instance]
+        if len(given) > 1:
+            return (f"Invalid '{name}': only one of {_quote_values(given).replace(' and ', ' or ')} "
+                    "may be given.", param, "invalid_value")
+    if kind == "pattern" and name.endswith("image_url.url"):
+        return (f"Invalid '{name}'. Expected a valid URL, but got a value with an invalid format.",
                 param, "invalid_value")
     if kind == "pattern":
         return (f"Invalid '{name}': string does not match pattern. Expected a string that "

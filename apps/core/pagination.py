@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.db.models import Model, Q, QuerySet
 
 from apps.core.errors import InvalidRequestError
+from apps.core.models import deleted_position
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ def _parse_order(raw: str | None) -> str:
 
 def _cursor_filter(queryset: QuerySet, param: str, cursor_id: str, newer: bool, field: str) -> Q:
     anchor = queryset.filter(**{field: cursor_id}).values_list("created_ns", flat=True).first()
+    if anchor is None:
+        anchor = deleted_position(queryset.model, cursor_id)
     if anchor is None:
         raise InvalidRequestError(
             f"Invalid '{param}': no object with id '{cursor_id}' was found in this list.",

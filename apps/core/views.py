@@ -28,6 +28,29 @@ def check_beta_header(value: str | None) -> None:
     raise InvalidRequestError(BETA_MISSING, code="invalid_beta")
 
 
+# Path parameters and the prefix their IDs must carry (OpenAI answers a wrong one with a 400).
+PATH_ID_PREFIXES = {
+    "assistant_id": "asst",
+    "thread_id": "thread",
+    "message_id": "msg",
+    "run_id": "run",
+    "step_id": "step",
+    "file_id": "file",
+    "store_id": "vs",
+    "batch_id": "vsfb",
+}
+
+
+def check_path_ids(kwargs: dict) -> None:
+    for param, value in kwargs.items():
+        prefix = PATH_ID_PREFIXES.get(param)
+        if prefix and not str(value).startswith(prefix):
+            name = "vector_store_id" if param == "store_id" else param
+            raise InvalidRequestError(
+                f"Invalid '{name}': '{value}'. Expected an ID that begins with '{prefix}'.",
+                param=name, code="invalid_value")
+
+
 class ApiView(APIView):
     """Authenticated, project-scoped endpoint. `requires_beta` marks the /assistants and
     /threads families, which demand `OpenAI-Beta: assistants=v2`."""
@@ -38,6 +61,7 @@ class ApiView(APIView):
         super().initial(request, *args, **kwargs)
         if self.requires_beta:
             check_beta_header(request.headers.get("OpenAI-Beta"))
+        check_path_ids(kwargs)
 
     @property
     def project(self) -> Project:

@@ -29,7 +29,7 @@ class Run(ProjectScoped):
     completed_at = models.IntegerField(null=True, blank=True)
 
     # The assistant's configuration with the run's overrides, frozen at creation.
-    model = models.CharField(max_length=256)
+    model = models.TextField()
     instructions = models.TextField(default="", blank=True)
     tools = models.JSONField(default=list, blank=True)
     tool_resources = models.JSONField(default=dict, blank=True)

@@ -90,7 +90,20 @@ def build_message(project: Project, thread: Thread, body: dict, param: str = "")
     return message
 
 
+MAX_MESSAGES_PER_THREAD = 100_000
+
+
+def _check_room(thread: Thread, adding: int) -> None:
+    """OpenAI's documented limit of 100,000 messages per thread."""
+    if adding and Message.objects.filter(thread=thread).count() + adding > MAX_MESSAGES_PER_THREAD:
+        raise InvalidRequestError(
+            f"Thread {thread.pk} already has the maximum of {MAX_MESSAGES_PER_THREAD} messages.",
+            code="thread_message_limit_exceeded")
+
+
 def _add_messages(project: Project, thread: Thread, bodies: Iterable[dict], param: str) -> None:
+    bodies = list(bodies)
+    _check_room(thread, len(bodies))
     created = []
     for index, body in enumerate(bodies):
         message = build_message(project, thread, body, f"{param}[{index}]")
@@ -163,6 +176,7 @@ def create_message(project: Project, thread_id: str, body: dict) -> Message:
             raise InvalidRequestError(
                 f"Can't add messages to {thread.pk} while a run {run_id} is active."
             )
+        _check_room(thread, 1)
         message = build_message(project, thread, body)
         message.save()
         _attach_file_search_files(project, thread, [message])
