@@ -115,3 +115,9 @@ def test_an_oversize_file_is_refused_with_413(client):
         client.files.create(file=("huge.bin", oversize), purpose="assistants")
     assert raised.value.status_code == 413
     assert "Maximum content size limit" in raised.value.body["message"]
+
+
+def test_an_upload_that_is_not_multipart_names_the_type_it_needs(http):
+    response = http.post("/files", json={"purpose": "assistants"})
+    assert response.status_code == 400
+    assert "only accepts 'multipart/form-data' requests" in response.json()["error"]["message"]

@@ -25,10 +25,13 @@ def handle_api_exception(exc: Exception, context: dict) -> Response | None:
         return Response(_envelope(str(exc.detail)), status=400)
     if isinstance(exc, drf_exceptions.UnsupportedMediaType):
         content_type = request.content_type if request is not None else ""
+        view = context.get("view")
+        accepted = [parser.media_type for parser in getattr(view, "parser_classes", [])] or [
+            "application/json"]
         return Response(
             _envelope(
                 f"Unsupported content type: '{content_type}'. This API method only accepts "
-                "'application/json' requests, but you specified the header "
+                f"{' or '.join(repr(media) for media in accepted)} requests, but you specified the header "
                 f"'Content-Type: {content_type}'. Please try again with a supported content type."
             ),
             status=400,
