@@ -317,3 +317,64 @@ def test_a_run_on_a_thread_whose_vector_store_expired_fails(client, upstream, or
     assert run.last_error.code == "invalid_prompt"
     assert store_id in run.last_error.message and "expired" in run.last_error.message
     assert upstream.chat_requests() == []
+
+
+def _expect_bad_overlap(call, param: str) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        call()
+    error = raised.value.body
+    assert raised.value.status_code == 400
+    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", "invalid_value", param)
+    assert "-1" in error["message"]
+
+
+def test_a_negative_chunk_overlap_is_refused_on_every_create(client):
+    uploaded = _upload(client, "overlap.txt", "some words to chunk")
+    negative = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": -1}}
+    param = "chunking_strategy.static.chunk_overlap_tokens"
+    before = {s.id for s in client.vector_stores.list(limit=100)}
+    _expect_bad_overlap(lambda: client.vector_stores.create(file_ids=[uploaded.id], chunking_strategy=negative),
+                        param)
+    assert {s.id for s in client.vector_stores.list(limit=100)} == before  # nothing was made
+    store = client.vector_stores.create()
+    _expect_bad_overlap(lambda: client.vector_stores.files.create(
+        vector_store_id=store.id, file_id=uploaded.id, chunking_strategy=negative), param)
+    _expect_bad_overlap(lambda: client.vector_stores.file_batches.create(
+        vector_store_id=store.id, file_ids=[uploaded.id], chunking_strategy=negative), param)
+    _expect_bad_overlap(lambda: client.vector_stores.file_batches.create(
+        vector_store_id=store.id, files=[{"file_id": uploaded.id, "chunking_strategy": negative}]),
+        f"files[0].{param}")
+    assert client.vector_stores.retrieve(store.id).file_counts.total == 0
+    zero = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0}}
+    entry = client.vector_stores.files.create_and_poll(vector_store_id=store.id, file_id=uploaded.id,
+                                                       chunking_strategy=zero, poll_interval_ms=50)
+    assert entry.status == "completed" and entry.chunking_strategy.static.chunk_overlap_tokens == 0
+
+
+def test_a_file_whose_ingestion_breaks_ends_failed_at_once(client, orm):
+    """A row the pipeline cannot chunk (stored before overlaps were checked) fails with
+    server_error instead of staying in_progress until the stall deadline."""
+    from apps.vector_stores import services
+    from apps.vector_stores.models import VectorStoreFile
+
+    store = client.vector_stores.create()
+    good = client.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id, file=("good.txt", io.BytesIO(b"fine words")), poll_interval_ms=50)
+    broken = _upload(client, "broken.txt", "words the worker cannot chunk")
+    entry = VectorStoreFile.objects.create(
+        vector_store_id=store.id, file_id=broken.id,
+        project_id=VectorStoreFile.objects.get(vector_store_id=store.id, file_id=good.id).project_id,
+        chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 100,
+                                                        "chunk_overlap_tokens": -5}})
+    services.enqueue_ingestion([entry.pk])  # no transaction here: sent at once
+    import time
+
+    deadline = time.monotonic() + 30  # not files.poll: a regression would poll for 30 minutes
+    while (result := client.vector_stores.files.retrieve(broken.id, vector_store_id=store.id)).status \
+            == "in_progress" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert result.status == "failed"
+    assert result.last_error.code == "server_error"
+    counts = client.vector_stores.retrieve(store.id).file_counts
+    assert (counts.completed, counts.failed, counts.in_progress, counts.cancelled, counts.total) == (1, 1, 0, 0, 2)
+

@@ -38,11 +38,15 @@ def require_vector_stores(project: Project, store_ids: Iterable[str], param: str
 
 
 def resolve_chunking(strategy: dict | None, param: str = "chunking_strategy") -> dict:
-    """`auto` is stored (and echoed) as static 800/400; static overlap may be at most half."""
+    """`auto` is stored (and echoed) as static 800/400; static overlap is 0 to half the size."""
     if not strategy or strategy.get("type") == "auto":
         return AUTO_CHUNKING
     static = strategy["static"]
     size, overlap = static["max_chunk_size_tokens"], static["chunk_overlap_tokens"]
+    if overlap < 0:
+        raise InvalidRequestError(
+            f"Invalid '{param}.static.chunk_overlap_tokens': must not be negative, but got {overlap}.",
+            param=f"{param}.static.chunk_overlap_tokens", code="invalid_value")
     if overlap > size // 2:
         raise InvalidRequestError(
             f"Invalid '{param}.static.chunk_overlap_tokens': must not exceed half of "

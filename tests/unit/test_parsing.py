@@ -56,3 +56,8 @@ def test_a_short_document_is_one_chunk_and_limits_are_checked():
         chunk_text("x", 99, 0)
     with pytest.raises(ValueError):
         chunk_text("x", 100, 51)
+
+
+def test_a_negative_overlap_is_refused():
+    with pytest.raises(ValueError):
+        chunk_text("x", 100, -1)

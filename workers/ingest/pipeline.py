@@ -22,6 +22,17 @@ def _finish(entry_id: int, status: str, **fields) -> bool:
 
 
 def ingest(entry_id: int) -> None:
+    try:
+        _ingest(entry_id)
+    except Exception:
+        # A bug (or a row this code cannot handle) must not leave the file `in_progress` until
+        # the stall deadline: fail it now, then let the error be logged as what it is.
+        _finish(entry_id, "failed", last_error={
+            "code": "server_error", "message": "The server had an error while processing the file."})
+        raise
+
+
+def _ingest(entry_id: int) -> None:
     entry = VectorStoreFile.objects.select_related("file").filter(pk=entry_id).first()
     if entry is None or entry.status != "in_progress":
         return
