@@ -378,3 +378,67 @@ def test_a_file_whose_ingestion_breaks_ends_failed_at_once(client, orm):
     counts = client.vector_stores.retrieve(store.id).file_counts
     assert (counts.completed, counts.failed, counts.in_progress, counts.cancelled, counts.total) == (1, 1, 0, 0, 2)
 
+
+def test_a_long_name_round_trips_on_create_and_modify(client):
+    store = client.vector_stores.create(name="n" * 300, description="d" * 1000)
+    assert store.name == "n" * 300
+    renamed = client.vector_stores.update(store.id, name="m" * 300)
+    assert renamed.name == "m" * 300
+    assert client.vector_stores.retrieve(store.id).name == "m" * 300
+
+
+def test_a_batch_counts_files_already_completed_in_the_store(client):
+    store = client.vector_stores.create()
+    first_file, second_file = (_upload(client, f"{name}.txt", f"{name} words") for name in ("one", "two"))
+    first = client.vector_stores.file_batches.create_and_poll(
+        vector_store_id=store.id, file_ids=[first_file.id], poll_interval_ms=50)
+    assert (first.status, first.file_counts.completed, first.file_counts.total) == ("completed", 1, 1)
+    second = client.vector_stores.file_batches.create(vector_store_id=store.id,
+                                                      file_ids=[first_file.id, second_file.id])
+    assert second.file_counts.total == 2
+    assert second.file_counts.completed >= 1  # the file already in the store counts at once
+    second = client.vector_stores.file_batches.poll(second.id, vector_store_id=store.id, poll_interval_ms=50)
+    assert (second.status, second.file_counts.completed, second.file_counts.total) == ("completed", 2, 2)
+    listed = client.vector_stores.file_batches.list_files(second.id, vector_store_id=store.id)
+    assert {f.id for f in listed} == {first_file.id, second_file.id}
+    again = client.vector_stores.file_batches.retrieve(first.id, vector_store_id=store.id)
+    assert (again.file_counts.completed, again.file_counts.total) == (1, 1)
+    assert [f.id for f in client.vector_stores.file_batches.list_files(
+        first.id, vector_store_id=store.id)] == [first_file.id]
+    alone = client.vector_stores.file_batches.create_and_poll(
+        vector_store_id=store.id, file_ids=[second_file.id], poll_interval_ms=50)
+    assert (alone.status, alone.file_counts.completed, alone.file_counts.total) == ("completed", 1, 1)
+    assert client.vector_stores.retrieve(store.id).file_counts.total == 2
+
+
+def test_a_batch_sharing_files_in_progress_leaves_the_earlier_batch_whole(client):
+    store = client.vector_stores.create()
+    ids = [client.files.create(file=(f"s{i}.txt", io.BytesIO(f"shared words {i} ".encode() * 2000)),
+                               purpose="assistants").id for i in range(8)]
+    first = client.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=ids)
+    second = client.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=ids[4:])
+    assert (first.file_counts.total, second.file_counts.total) == (8, 4)
+    first = client.vector_stores.file_batches.poll(first.id, vector_store_id=store.id, poll_interval_ms=50)
+    second = client.vector_stores.file_batches.poll(second.id, vector_store_id=store.id, poll_interval_ms=50)
+    assert (first.status, first.file_counts.completed, first.file_counts.total) == ("completed", 8, 8)
+    assert (second.status, second.file_counts.completed, second.file_counts.total) == ("completed", 4, 4)
+    paged = client.vector_stores.file_batches.list_files(first.id, vector_store_id=store.id, limit=3,
+                                                         filter="completed")
+    assert sorted(f.id for f in paged) == sorted(ids)  # every page, no duplicates
+    assert {f.id for f in client.vector_stores.file_batches.list_files(
+        second.id, vector_store_id=store.id)} == set(ids[4:])
+    assert client.vector_stores.file_batches.list_files(second.id, vector_store_id=store.id,
+                                                        filter="failed").data == []
+
+
+def test_cancelling_a_finished_batch_leaves_it_completed(client):
+    store = client.vector_stores.create()
+    done = _upload(client, "done.txt", "already processed")
+    batch = client.vector_stores.file_batches.create_and_poll(
+        vector_store_id=store.id, file_ids=[done.id], poll_interval_ms=50)
+    assert batch.status == "completed"
+    cancelled = client.vector_stores.file_batches.cancel(batch.id, vector_store_id=store.id)
+    assert cancelled.status == "completed"
+    assert (cancelled.file_counts.completed, cancelled.file_counts.cancelled) == (1, 0)
+    assert client.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id).status == "completed"
+    assert client.vector_stores.files.retrieve(done.id, vector_store_id=store.id).status == "completed"

@@ -11,8 +11,8 @@ from apps.files.models import File
 class VectorStore(ProjectScoped):
     id_kind = "vector_store"
 
-    name = models.CharField(max_length=256, null=True, blank=True)
-    description = models.CharField(max_length=512, null=True, blank=True)
+    name = models.TextField(null=True, blank=True)  # the spec sets no maximum length
+    description = models.TextField(null=True, blank=True)
     expires_after = models.JSONField(null=True, blank=True)
     expires_at = models.IntegerField(null=True, blank=True)
     last_active_at = models.IntegerField(null=True, blank=True)
@@ -30,6 +30,9 @@ class FileBatch(ProjectScoped):
 
     vector_store = models.ForeignKey(VectorStore, on_delete=models.CASCADE, related_name="batches")
     cancelled = models.BooleanField(default=False)
+    # Every store file the batch asked for, including files already in the store; a file can
+    # belong to several batches. (VectorStoreFile.batch only records the batch that added it.)
+    store_files = models.ManyToManyField("VectorStoreFile", related_name="file_batches", blank=True)
 
     def __str__(self) -> str:
         return self.id

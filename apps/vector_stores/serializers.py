@@ -53,10 +53,10 @@ def render_store_file(entry: VectorStoreFile) -> dict:
 
 
 def render_batch(batch: FileBatch) -> dict:
-    counts = file_counts(VectorStoreFile.objects.filter(batch=batch))
+    counts = file_counts(VectorStoreFile.objects.filter(file_batches=batch))
     if counts["in_progress"]:
         status = "in_progress"
-    elif batch.cancelled:
+    elif batch.cancelled and counts["cancelled"]:  # a cancel that stopped nothing changes nothing
         status = "cancelled"
     elif counts["failed"] and not counts["completed"]:
         status = "failed"

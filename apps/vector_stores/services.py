@@ -74,7 +74,8 @@ def enqueue_ingestion(entry_ids: list[int]) -> None:
 
 def _attach(project: Project, store: VectorStore, file_ids: list[str], chunking: dict,
             attributes: dict | None, batch: FileBatch | None = None) -> list[VectorStoreFile]:
-    """Attach files (idempotent: a file already in the store is left as it is)."""
+    """Attach files (idempotent: a file already in the store is left as it is). A batch links
+    every file it names, also files already in the store, whatever other batch they belong to."""
     files = {f.pk: f for f in File.objects.filter(project=project, pk__in=file_ids)}
     attached = []
     for file_id in dict.fromkeys(file_ids):
@@ -82,9 +83,8 @@ def _attach(project: Project, store: VectorStore, file_ids: list[str], chunking:
             vector_store=store, file=files[file_id],
             defaults={"project": project, "chunking_strategy": chunking, "attributes": attributes,
                       "batch": batch})
-        if not created and batch is not None and entry.status == "in_progress":
-            entry.batch = batch
-            entry.save(update_fields=["batch"])
+        if batch is not None:
+            batch.store_files.add(entry)
         attached.append(entry)
         if created:
             enqueue_ingestion([entry.pk])
@@ -182,7 +182,7 @@ def list_store_files(project: Project, store_id: str, status: str | None,
                      batch: FileBatch | None = None) -> QuerySet:
     queryset = VectorStoreFile.objects.filter(vector_store=get_store(project, store_id))
     if batch is not None:
-        queryset = queryset.filter(batch=batch)
+        queryset = queryset.filter(file_batches=batch)
     if status:
         if status not in ("in_progress", "completed", "failed", "cancelled"):
             raise InvalidRequestError(
@@ -253,11 +253,15 @@ def create_batch(project: Project, store_id: str, body: dict) -> FileBatch:
 
 
 def cancel_batch(project: Project, store_id: str, batch_id: str) -> FileBatch:
+    """Stop the batch's files still in progress; a batch with none left keeps its status."""
     batch = get_batch(project, store_id, batch_id)
     with transaction.atomic():
-        batch.cancelled = True
-        batch.save(update_fields=["cancelled"])
-        VectorStoreFile.objects.filter(batch=batch, status="in_progress").update(status="cancelled")
+        batch = FileBatch.objects.select_for_update().get(pk=batch.pk)
+        stopped = VectorStoreFile.objects.filter(file_batches=batch, status="in_progress").update(
+            status="cancelled")
+        if stopped and not batch.cancelled:
+            batch.cancelled = True
+            batch.save(update_fields=["cancelled"])
     return batch
 
 
