@@ -442,3 +442,14 @@ def test_cancelling_a_finished_batch_leaves_it_completed(client):
     assert (cancelled.file_counts.completed, cancelled.file_counts.cancelled) == (1, 0)
     assert client.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id).status == "completed"
     assert client.vector_stores.files.retrieve(done.id, vector_store_id=store.id).status == "completed"
+
+
+def test_detaching_files_while_paging_carries_on(client):
+    store = client.vector_stores.create(name="paging")
+    uploaded = [client.files.create(file=(f"p{n}.txt", io.BytesIO(b"x")), purpose="assistants")
+                for n in range(7)]
+    for file in uploaded:
+        client.vector_stores.files.create(vector_store_id=store.id, file_id=file.id)
+    detached = [f.id for f in client.vector_stores.files.list(store.id, limit=3)
+                if client.vector_stores.files.delete(f.id, vector_store_id=store.id).deleted]
+    assert sorted(detached) == sorted(f.id for f in uploaded)

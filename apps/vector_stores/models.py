@@ -4,7 +4,7 @@ from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from pgvector.django import HalfVectorField, HnswIndex
 
-from apps.core.models import ProjectScoped, monotonic_ns
+from apps.core.models import ProjectScoped, monotonic_ns, remember_deleted
 from apps.files.models import File
 
 
@@ -63,6 +63,10 @@ class VectorStoreFile(models.Model):
     @property
     def created_at(self) -> int:
         return self.created_ns // 1_000_000_000
+
+    def delete(self, *args, **kwargs):
+        remember_deleted(type(self), self.file_id, self.created_ns)
+        return super().delete(*args, **kwargs)
 
 
 class Chunk(models.Model):
