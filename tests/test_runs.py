@@ -417,3 +417,51 @@ def test_quiet_streams_carry_keep_alive_comments(http, client, assistant, upstre
         raw = response.read().decode()
     assert ": keep-alive" in raw
     assert raw.rstrip().endswith("event: done\ndata: [DONE]")
+
+
+def _poll_until(fetch, done, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while not done(current := fetch()):
+        assert time.monotonic() < deadline, current
+        time.sleep(0.05)
+    return current
+
+
+def test_a_failure_with_a_step_open_gives_the_step_an_allowed_error_code(client, assistant, upstream, orm):
+    from workers.runs.executor import fail
+
+    upstream.enqueue(Reply(tool_calls=[("get_time", "{}")]))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "time?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    fail(run.id, "invalid_prompt", "The model provider rejected the request.")
+    failed = client.beta.threads.runs.retrieve(run.id, thread_id=thread.id)
+    assert failed.status == "failed" and failed.last_error.code == "invalid_prompt"
+    step = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0]
+    assert step.status == "failed"
+    assert step.last_error.code == "server_error"
+    assert step.last_error.message == "The model provider rejected the request."
+
+
+def test_a_run_the_sweeper_expires_mid_answer_stays_expired_and_quiet(client, assistant, upstream, orm):
+    from apps.core.redis_client import get_redis
+    from apps.runs.events import stream_key
+    from apps.runs.models import Run
+
+    upstream.enqueue(Reply(text="one two three four five six seven eight", per_chunk_delay=0.4))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    _poll_until(lambda: client.beta.threads.messages.list(thread.id, run_id=run.id).data, bool, 10)
+    Run.objects.filter(pk=run.id).update(expires_at=int(time.time()) - 1)  # the sweeper's turn
+    _poll_until(lambda: client.beta.threads.runs.retrieve(run.id, thread_id=thread.id),
+                lambda r: r.status == "expired")
+    time.sleep(4)  # longer than the rest of the model's answer would have taken
+
+    assert client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status == "expired"
+    message = client.beta.threads.messages.list(thread.id, run_id=run.id).data[0]
+    assert message.status == "incomplete" and message.incomplete_details.reason == "run_expired"
+    step = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0]
+    assert step.status == "expired" and step.usage.total_tokens == 0
+    names = [fields[b"event"].decode() for _, fields in get_redis().xrange(stream_key(run.id))]
+    assert names.count("done") == 1 and names[-1] == "done"
+    assert names[-4:] == ["thread.message.incomplete", "thread.run.step.expired", "thread.run.expired", "done"]

@@ -160,3 +160,36 @@ def test_a_late_subscriber_gets_every_event_from_the_start(client, assistant, up
     assert names[0] == "thread.run.created"
     assert names[-1] == "thread.run.completed"
     assert stream.current_message_snapshot.content[0].text.value == "one two three four"
+
+
+def test_a_run_that_fails_mid_answer_closes_message_then_step_then_run(http, client, assistant, upstream):
+    upstream.enqueue(Reply(text="one two three four five six", disconnect_after_chunks=3))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    status, events = stream_raw(http, f"/threads/{thread.id}/runs",
+                                {"assistant_id": assistant.id, "stream": True})
+    assert status == 200
+    names = collapse([name for name, _ in events])
+    assert names[-5:] == ["thread.message.delta", "thread.message.incomplete", "thread.run.step.failed",
+                          "thread.run.failed", "done"]
+    step = dict(events)["thread.run.step.failed"]
+    assert step["last_error"]["code"] == "server_error" and step["failed_at"] is not None
+    closed = dict(events)["thread.message.incomplete"]
+    assert closed["incomplete_details"] == {"reason": "run_failed"}
+    streamed = "".join(data["delta"]["content"][0]["text"]["value"] for name, data in events
+                       if name == "thread.message.delta")
+    assert closed["content"][0]["text"]["value"] == streamed  # what the client saw, kept
+
+
+def test_a_cancelled_stream_closes_message_then_step_then_run(client, assistant, upstream):
+    upstream.enqueue(Reply(text="one two three four five six seven eight", per_chunk_delay=0.3))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    names: list[str] = []
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        for event in stream:
+            names.append(event.event)
+            if names.count("thread.message.delta") == 2 and event.event == "thread.message.delta":
+                client.beta.threads.runs.cancel(stream.current_run.id, thread_id=thread.id)
+    assert names[-3:] == ["thread.message.incomplete", "thread.run.step.cancelled", "thread.run.cancelled"]
+    kept = stream.get_final_messages()[0]
+    assert kept.status == "incomplete" and kept.content[0].text.value.startswith("one two")
+    assert "thread.run.cancelling" in names

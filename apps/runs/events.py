@@ -50,6 +50,12 @@ def request_cancel(run_id: str) -> None:
     get_redis().set(cancel_key(run_id), "1", ex=STREAM_TTL_SECONDS)
 
 
+def request_stop(run_id: str) -> None:
+    """The run has ended (expired by the sweeper, failed by recovery, …): a worker still holding
+    it stops at its next check, exactly as on a cancel, and publishes nothing more."""
+    request_cancel(run_id)
+
+
 def cancel_requested(run_id: str) -> bool:
     return bool(get_redis().exists(cancel_key(run_id)))
 

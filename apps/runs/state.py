@@ -1,5 +1,6 @@
 """The run row is the state machine. Every status change goes through `transition`, a
-conditional UPDATE that only succeeds from an allowed status, and then publishes the event."""
+conditional UPDATE that only succeeds from an allowed status, and then publishes the event.
+`end_run` ends a run early and closes what it left open, publishing in OpenAI's order."""
 
 from __future__ import annotations
 
@@ -60,12 +61,65 @@ def transition(run_id: str, to: str, *, publish: bool = True, where: Q | None = 
     return run
 
 
+# RunStepObject.last_error.code allows only these; a run's other codes (invalid_prompt) are
+# server_error on its steps.
+_STEP_ERROR_CODES = ("server_error", "rate_limit_exceeded")
+
+def step_error(last_error: dict | None) -> dict | None:
+    if last_error is None or last_error.get("code") in _STEP_ERROR_CODES:
+        return last_error
+    return {**last_error, "code": "server_error"}
+
+
 def finish_open_steps(run: Run, status: str, last_error: dict | None = None) -> None:
-    """When a run ends early its unfinished steps end with it, and say so on the stream."""
+    """When a run ends early its unfinished steps end with it, and say so on the stream. Each
+    step changes only while still in progress, so a step someone else closed is left alone."""
     stamp = _STEP_TIMESTAMP_FIELD[status]
+    error = step_error(last_error)
     for step in RunStep.objects.filter(run=run, status="in_progress"):
-        step.status = status
-        setattr(step, stamp, unix_now())
-        step.last_error = last_error
-        step.save(update_fields=["status", stamp, "last_error"])
+        now = unix_now()
+        changed = RunStep.objects.filter(pk=step.pk, status="in_progress").update(
+            status=status, last_error=error, **{stamp: now})
+        if not changed:
+            continue
+        step.status, step.last_error = status, error
+        setattr(step, stamp, now)
         events.publish(run.pk, f"thread.run.step.{status}", render_step(step, run.include))
+
+
+def close_open_messages(run: Run, reason: str) -> None:
+    from apps.threads.models import Message
+    from apps.threads.serializers import render_message
+
+    for message in Message.objects.filter(run_id=run.pk, status="in_progress"):
+        now = unix_now()
+        details = {"reason": reason}
+        changed = Message.objects.filter(pk=message.pk, status="in_progress").update(
+            status="incomplete", incomplete_at=now, incomplete_details=details)
+        if not changed:
+            continue
+        message.status, message.incomplete_at, message.incomplete_details = "incomplete", now, details
+        events.publish(run.pk, "thread.message.incomplete", render_message(message))
+
+
+def end_run(run_id: str, status: str, *, step_status: str | None = None,
+            message_reason: str | None = None, where: Q | None = None, **fields) -> Run | None:
+    """Move the run to a terminal `status` and close what it left open, publishing as a normal
+    completion does: message events, then step events, then the run event, then `done`.
+    None (and nothing published) when the run could not move, e.g. it had already ended."""
+    run = transition(run_id, status, publish=False, where=where, **fields)
+    if run is None:
+        return None
+    events.request_stop(run_id)
+    if message_reason:
+        close_open_messages(run, message_reason)
+    if step_status:
+        finish_open_steps(run, step_status, fields.get("last_error"))
+    events.publish(run_id, f"thread.run.{status}", render_run(run))
+    events.publish_done(run_id)
+    return run
+
+
+def expire(run_id: str, where: Q | None = None) -> Run | None:
+    return end_run(run_id, "expired", step_status="expired", message_reason="run_expired",
+                   where=where)

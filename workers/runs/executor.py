@@ -11,7 +11,6 @@ import time
 from django.conf import settings
 from django.db.models import F
 
-from apps.core.models import unix_now
 from apps.runs import events, state
 from apps.runs.models import Run
 from workers.runs.context import PromptTooLarge, build_context, context_window
@@ -60,39 +59,16 @@ class Heartbeat:
 
 
 def finish_cancelled(run_id: str) -> None:
-    run = state.transition(run_id, "cancelled")
-    if run is not None:
-        state.finish_open_steps(run, "cancelled")
-        _close_open_messages(run, "run_cancelled")
-        events.publish_done(run_id)
-
-
-def _close_open_messages(run: Run, reason: str) -> None:
-    from apps.threads.models import Message
-    from apps.threads.serializers import render_message
-
-    for message in Message.objects.filter(run_id=run.pk, status="in_progress"):
-        message.status = "incomplete"
-        message.incomplete_at = unix_now()
-        message.incomplete_details = {"reason": reason}
-        message.save(update_fields=["status", "incomplete_at", "incomplete_details"])
-        events.publish(run.pk, "thread.message.incomplete", render_message(message))
+    state.end_run(run_id, "cancelled", step_status="cancelled", message_reason="run_cancelled")
 
 
 def end_run(run_id: str, status: str, *, step_status: str | None = None,
             message_reason: str | None = None, **fields) -> None:
-    run = state.transition(run_id, status, **fields)
-    if run is None:
-        return
-    if step_status:
-        state.finish_open_steps(run, step_status, fields.get("last_error"))
-    if message_reason:
-        _close_open_messages(run, message_reason)
-    events.publish_done(run_id)
+    state.end_run(run_id, status, step_status=step_status, message_reason=message_reason, **fields)
 
 
 def expire(run_id: str) -> None:
-    end_run(run_id, "expired", step_status="expired", message_reason="run_expired")
+    state.expire(run_id)
 
 
 def fail(run_id: str, code: str, message: str) -> None:
@@ -197,11 +173,11 @@ class RunExecution:
             completion = stream_completion(self._request(messages, remaining_completion),
                                            run.model, callbacks)
         except Stopped:
-            writer.save_tool_step()
+            writer.save_progress()
             self._stop_now()
             return False
         except UpstreamError as error:
-            writer.save_tool_step()
+            writer.save_progress()
             logger.warning("run %s failed upstream: %s", run.pk, error.message)
             fail(run.pk, error.code, error.message)
             return False
@@ -283,9 +259,12 @@ class RunExecution:
                 return False
         step.save(update_fields=["step_details", "tool_io", "prompt_tokens", "completion_tokens"])
         if function_calls:
-            state.transition(run.pk, "requires_action", required_action={
+            waiting = state.transition(run.pk, "requires_action", required_action={
                 "type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": function_calls}})
-            events.publish_done(run.pk)
+            if waiting is not None:
+                events.publish_done(run.pk)
+            elif events.cancel_requested(run.pk):
+                finish_cancelled(run.pk)  # cancelled meanwhile; else it already ended elsewhere
             return False
         writer.finish_step(step, "completed", usage=usage)
         return True

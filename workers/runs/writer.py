@@ -7,7 +7,7 @@ import time
 
 from apps.core.ids import new_id
 from apps.core.models import unix_now
-from apps.runs import events
+from apps.runs import events, state
 from apps.runs.models import Run, RunStep
 from apps.runs.serializers import render_step
 from apps.threads.models import Message
@@ -66,15 +66,25 @@ class TurnWriter:
     def on_text(self, fragment: str) -> None:
         message = self.open_message()
         text_part: dict = {"value": fragment}
-        if not self.text:
+        first = not self.text
+        if first:
             text_part["annotations"] = []
         self.text += fragment
+        # The row holds a text part before the first delta goes out: whoever closes the message
+        # early (cancel, expiry) publishes the row, and the SDK indexes it by the deltas it saw.
+        if first or time.monotonic() - self._last_flush > FLUSH_SECONDS:
+            self.flush()
         events.publish(self.run.pk, "thread.message.delta", {
             "id": message.pk, "object": "thread.message.delta",
             "delta": {"content": [{"index": 0, "type": "text", "text": text_part}]}})
-        if time.monotonic() - self._last_flush > FLUSH_SECONDS:
-            self._last_flush = time.monotonic()
-            Message.objects.filter(pk=message.pk).update(content=self._content([]))
+
+    def flush(self) -> None:
+        """The text so far into the row, while the message is still open."""
+        if self.message is None:
+            return
+        self._last_flush = time.monotonic()
+        Message.objects.filter(pk=self.message.pk, status="in_progress").update(
+            content=self._content([]))
 
     def _content(self, annotations: list[dict], extra_parts: list[dict] | None = None) -> list[dict]:
         parts = [*(extra_parts or [])]
@@ -101,32 +111,38 @@ class TurnWriter:
     def finish_message(self, *, status: str = "completed", incomplete_reason: str | None = None,
                        annotations: list[dict] | None = None,
                        extra_parts: list[dict] | None = None) -> None:
+        """Closes the message unless something else (cancel, the expiry sweeper) closed it
+        first: the row changes only while in progress, and only a change is published."""
         if self.message is None:
             return
         message = self.message
-        message.content = self._content(annotations or [], extra_parts)
-        message.status = status
-        now = unix_now()
+        fields: dict = {"content": self._content(annotations or [], extra_parts), "status": status}
         if status == "completed":
-            message.completed_at = now
+            fields["completed_at"] = unix_now()
         else:
-            message.incomplete_at = now
-            message.incomplete_details = {"reason": incomplete_reason}
-        message.save(update_fields=["content", "status", "completed_at", "incomplete_at",
-                                    "incomplete_details"])
+            fields["incomplete_at"] = unix_now()
+            fields["incomplete_details"] = {"reason": incomplete_reason}
+        if not Message.objects.filter(pk=message.pk, status="in_progress").update(**fields):
+            return
+        for name, value in fields.items():
+            setattr(message, name, value)
         events.publish(self.run.pk, f"thread.message.{status}", render_message(message))
 
     def finish_step(self, step: RunStep | None, status: str, *, usage: tuple[int, int] = (0, 0),
                     last_error: dict | None = None) -> None:
-        if step is None or step.status != "in_progress":
+        """Closes the step unless something else closed it first (the row, not this object,
+        says whether it is still in progress); only a change is published."""
+        if step is None:
             return
-        step.status = status
-        step.prompt_tokens, step.completion_tokens = usage
-        step.last_error = last_error
         stamp = {"completed": "completed_at", "failed": "failed_at", "cancelled": "cancelled_at",
                  "expired": "expired_at"}[status]
-        setattr(step, stamp, unix_now())
-        step.save()
+        fields = {"status": status, "prompt_tokens": usage[0], "completion_tokens": usage[1],
+                  "last_error": state.step_error(last_error), stamp: unix_now(),
+                  "step_details": step.step_details, "tool_io": step.tool_io}
+        if not RunStep.objects.filter(pk=step.pk, status="in_progress").update(**fields):
+            return
+        for name, value in fields.items():
+            setattr(step, name, value)
         events.publish(self.run.pk, f"thread.run.step.{status}", render_step(step, self.run.include))
 
     # -- tool calls ---------------------------------------------------------------------
@@ -167,7 +183,9 @@ class TurnWriter:
                     {"index": call.index, "type": "code_interpreter",
                      "code_interpreter": {"input": code[len(sent):]}}]})
 
-    def save_tool_step(self) -> None:
+    def save_progress(self) -> None:
+        """What the turn wrote so far, before the run ends early and its rows are closed."""
+        self.flush()
         if self.tool_step is not None:
             self.tool_step.save(update_fields=["step_details", "tool_io"])
 
