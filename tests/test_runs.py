@@ -427,6 +427,42 @@ def _poll_until(fetch, done, timeout: float = 20.0):
     return current
 
 
+def test_tool_outputs_after_expires_at_expire_the_run_at_once(client, assistant, upstream, orm):
+    from apps.runs.models import Run
+
+    upstream.enqueue(Reply(tool_calls=[("get_time", "{}")]))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "time?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    call = run.required_action.submit_tool_outputs.tool_calls[0]
+    Run.objects.filter(pk=run.id).update(expires_at=int(time.time()) - 1)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.beta.threads.runs.submit_tool_outputs(
+            run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "late"}])
+    assert refused.value.body["message"] == 'Runs in status "expired" do not accept tool outputs.'
+    expired = client.beta.threads.runs.retrieve(run.id, thread_id=thread.id)
+    assert expired.status == "expired" and expired.expires_at is None
+    step = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0]
+    assert step.status == "expired" and step.expired_at is not None
+    assert step.step_details.tool_calls[0].function.output is None
+    assert len(upstream.chat_requests()) == 1
+
+
+def test_reading_a_run_past_expires_at_shows_it_expired(client, assistant, upstream, orm):
+    from apps.runs.models import Run
+
+    upstream.enqueue(Reply(tool_calls=[("get_time", "{}")]))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "time?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    Run.objects.filter(pk=run.id).update(expires_at=int(time.time()) - 1)
+    seen = client.beta.threads.runs.retrieve(run.id, thread_id=thread.id)
+    assert seen.status == "expired" and seen.required_action is None
+    assert [r.status for r in client.beta.threads.runs.list(thread.id)] == ["expired"]
+    step = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0]
+    assert step.status == "expired"
+
+
 def test_a_failure_with_a_step_open_gives_the_step_an_allowed_error_code(client, assistant, upstream, orm):
     from workers.runs.executor import fail
 

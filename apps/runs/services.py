@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
@@ -161,15 +163,20 @@ def create_thread_and_run(project: Project, body: dict) -> Run:
 
 
 def get_run(project: Project, thread_id: str, run_id: str) -> Run:
+    """The run as it stands, expired first if it sat queued or waiting past expires_at."""
     run = Run.objects.filter(project=project, thread_id=thread_id, pk=run_id).first()
     if run is None:
         get_thread(project, thread_id)
         raise not_found("run", run_id)
-    return run
+    return state.expire_if_overdue(run)
 
 
 def list_runs(project: Project, thread_id: str):
-    return Run.objects.filter(thread=get_thread(project, thread_id))
+    thread = get_thread(project, thread_id)
+    for run in Run.objects.filter(thread=thread, status__in=("queued", "requires_action"),
+                                  expires_at__lte=int(time.time())):
+        state.expire_if_overdue(run)
+    return Run.objects.filter(thread=thread)
 
 
 def modify_run(project: Project, thread_id: str, run_id: str, body: dict) -> Run:
@@ -193,38 +200,59 @@ def cancel_run(project: Project, thread_id: str, run_id: str) -> Run:
     return cancelling
 
 
+class _Overdue(Exception):
+    """The run waits for outputs no more: its expires_at has passed."""
+
+
+def _not_accepting(run: Run) -> InvalidRequestError:
+    return InvalidRequestError(f"Runs in status \"{run.status}\" do not accept tool outputs.",
+                               param=None)
+
+
 def submit_tool_outputs(project: Project, thread_id: str, run_id: str, body: dict) -> tuple[Run, str]:
     """Record the outputs, complete the tool-call step and requeue. Returns the run and the
     Redis stream position from which this submission's events start."""
     validate_request("SubmitToolOutputsRunRequest", body)
-    with transaction.atomic():
-        run = get_run(project, thread_id, run_id)
-        run = Run.objects.select_for_update().get(pk=run.pk)
-        if run.status != "requires_action":
-            raise InvalidRequestError(
-                f"Runs in status \"{run.status}\" do not accept tool outputs.", param=None)
-        expected = [call["id"] for call in run.required_action["submit_tool_outputs"]["tool_calls"]]
-        outputs = _match_outputs(expected, body["tool_outputs"])
-        step = RunStep.objects.select_for_update().get(
-            run=run, type="tool_calls", status="in_progress")
-        details = step.step_details
-        for call in details["tool_calls"]:
-            if call["id"] in outputs:
-                call["function"]["output"] = outputs[call["id"]]
-        step.step_details = details
-        step.status = "completed"
-        step.completed_at = unix_now()
-        step.save(update_fields=["step_details", "status", "completed_at"])
-        start_id = events.last_event_id(run.pk)
-        queued = state.transition(run.pk, "queued", publish=False, required_action=None)
-        step_event = ("thread.run.step.completed", render_step(step, run.include))
-        queued_event = ("thread.run.queued", render_run(queued))
+    run = get_run(project, thread_id, run_id)
+    try:
+        with transaction.atomic():
+            return _accept_tool_outputs(run.pk, body)
+    except _Overdue:
+        # Outputs after expires_at are refused even before the sweeper comes by: the run
+        # expires now (outside the refused transaction, so it sticks) and answers as expired.
+        run = state.expire_if_overdue(Run.objects.get(pk=run.pk))
+        raise _not_accepting(run) from None
 
-        def after_commit() -> None:
-            events.publish_many(run.pk, [step_event, queued_event])
-            enqueue_run(run.pk)
 
-        transaction.on_commit(after_commit)
+def _accept_tool_outputs(run_id: str, body: dict) -> tuple[Run, str]:
+    """Inside the caller's transaction, with the run row locked."""
+    run = Run.objects.select_for_update().get(pk=run_id)
+    if run.status != "requires_action":
+        raise _not_accepting(run)
+    if state.is_overdue(run):
+        raise _Overdue()
+    expected = [call["id"] for call in run.required_action["submit_tool_outputs"]["tool_calls"]]
+    outputs = _match_outputs(expected, body["tool_outputs"])
+    step = RunStep.objects.select_for_update().get(
+        run=run, type="tool_calls", status="in_progress")
+    details = step.step_details
+    for call in details["tool_calls"]:
+        if call["id"] in outputs:
+            call["function"]["output"] = outputs[call["id"]]
+    step.step_details = details
+    step.status = "completed"
+    step.completed_at = unix_now()
+    step.save(update_fields=["step_details", "status", "completed_at"])
+    start_id = events.last_event_id(run.pk)
+    queued = state.transition(run.pk, "queued", publish=False, required_action=None)
+    step_event = ("thread.run.step.completed", render_step(step, run.include))
+    queued_event = ("thread.run.queued", render_run(queued))
+
+    def after_commit() -> None:
+        events.publish_many(run.pk, [step_event, queued_event])
+        enqueue_run(run.pk)
+
+    transaction.on_commit(after_commit)
     return queued, start_id
 
 

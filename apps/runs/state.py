@@ -4,6 +4,8 @@ conditional UPDATE that only succeeds from an allowed status, and then publishes
 
 from __future__ import annotations
 
+import time
+
 from django.db.models import Q
 
 from apps.core.models import unix_now
@@ -65,6 +67,10 @@ def transition(run_id: str, to: str, *, publish: bool = True, where: Q | None = 
 # server_error on its steps.
 _STEP_ERROR_CODES = ("server_error", "rate_limit_exceeded")
 
+# A run waiting on no worker: nothing but a request or the sweeper moves it past expires_at.
+_IDLE_STATUSES = ("queued", "requires_action")
+
+
 def step_error(last_error: dict | None) -> dict | None:
     if last_error is None or last_error.get("code") in _STEP_ERROR_CODES:
         return last_error
@@ -123,3 +129,17 @@ def end_run(run_id: str, status: str, *, step_status: str | None = None,
 def expire(run_id: str, where: Q | None = None) -> Run | None:
     return end_run(run_id, "expired", step_status="expired", message_reason="run_expired",
                    where=where)
+
+
+def is_overdue(run: Run) -> bool:
+    return run.expires_at is not None and run.expires_at <= time.time()
+
+
+def expire_if_overdue(run: Run) -> Run:
+    """A queued or waiting run past expires_at is expired on sight rather than when the sweeper
+    next passes, so no client ever sees it overdue. A run a worker holds is the worker's to end."""
+    if run.status not in _IDLE_STATUSES or not is_overdue(run):
+        return run
+    expire(run.pk, where=Q(status__in=_IDLE_STATUSES, expires_at__lte=int(time.time())))
+    run.refresh_from_db()
+    return run
