@@ -463,6 +463,45 @@ def test_reading_a_run_past_expires_at_shows_it_expired(client, assistant, upstr
     assert step.status == "expired"
 
 
+def test_max_prompt_tokens_counts_the_runs_own_tool_results(client, assistant, upstream):
+    upstream.enqueue(Reply(tool_calls=[("get_weather", '{"city": "Oslo"}')]))
+    upstream.enqueue(Reply(text="unreachable"))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Weather?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    max_prompt_tokens=300, poll_interval_ms=50)
+    call = run.required_action.submit_tool_outputs.tool_calls[0]
+    done = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id, thread_id=thread.id, poll_interval_ms=50,
+        tool_outputs=[{"tool_call_id": call.id, "output": "rain " * 400}])
+    assert done.status == "incomplete" and done.incomplete_details.reason == "max_prompt_tokens"
+    assert done.usage.prompt_tokens <= 300
+    assert len(upstream.chat_requests()) == 1
+
+
+def test_thread_messages_make_room_for_the_runs_own_turns(client, assistant, upstream):
+    filler = "word " * 100
+    thread = client.beta.threads.create(messages=[
+        {"role": "user", "content": f"first {filler}"},
+        *({"role": "user", "content": f"middle {i} {filler}"} for i in range(2)),
+        {"role": "user", "content": f"last {filler}"},
+    ])
+    upstream.enqueue(Reply(tool_calls=[("get_weather", '{"city": "Oslo"}')]))
+    upstream.enqueue(Reply(text="Rainy."))
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    max_prompt_tokens=1000, poll_interval_ms=50)
+    call = run.required_action.submit_tool_outputs.tool_calls[0]
+    done = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id, thread_id=thread.id, poll_interval_ms=50,
+        tool_outputs=[{"tool_call_id": call.id, "output": "rain " * 150}])
+    assert done.status == "completed"
+    assert done.usage.prompt_tokens <= 1000
+    first, second = upstream.chat_requests()
+    assert len([m for m in first["messages"] if m["role"] == "user"]) == 4
+    users = [m["content"].split(" ")[0] for m in second["messages"] if m["role"] == "user"]
+    assert users[0] == "first" and users[-1] == "last" and len(users) < 4
+    assert second["messages"][-1] == {"role": "tool", "tool_call_id": call.id, "content": "rain " * 150}
+
+
 def test_a_failure_with_a_step_open_gives_the_step_an_allowed_error_code(client, assistant, upstream, orm):
     from workers.runs.executor import fail
 

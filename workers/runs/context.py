@@ -1,5 +1,6 @@
 """What the model sees: instructions, the thread's messages cut by the truncation strategy, and
-this run's own tool exchanges. Token counts are stored on messages once and reused."""
+this run's own tool exchanges, all within the prompt budget. Token counts are stored on thread
+messages once and reused."""
 
 from __future__ import annotations
 
@@ -134,21 +135,24 @@ def _tool_exchange(step: RunStep) -> list[dict]:
     return [{"role": "assistant", "content": None, "tool_calls": assistant_calls}, *results]
 
 
-def build_context(run: Run, prompt_budget: int, fixed_tokens: int) -> Context:
-    """`prompt_budget` is what this completion may spend on the prompt; `fixed_tokens` is what
-    instructions and tool definitions already take of it."""
-    thread_messages = list(
-        Message.objects.filter(thread_id=run.thread_id)
-        .exclude(run_id=run.pk)
-        .exclude(status="in_progress")
-        .order_by("created_ns", "pk")
-    )
-    selected = _select(thread_messages, run, max(0, prompt_budget - fixed_tokens))
+def _chat_tokens(entry: dict, model: str) -> int:
+    """What one of the run's own chat entries costs, counted generously (names, arguments and a
+    per-call overhead) so the budget errs on the side of sending less."""
+    from workers.tokenization import count_tokens
+
+    tokens = MESSAGE_OVERHEAD_TOKENS
+    if isinstance(entry.get("content"), str):
+        tokens += count_tokens(entry["content"], model)
+    for call in entry.get("tool_calls") or []:
+        function = call["function"]
+        tokens += count_tokens(f"{function['name']}({function['arguments']})", model)
+        tokens += MESSAGE_OVERHEAD_TOKENS
+    return tokens
+
+
+def _own_turns(run: Run) -> list[dict]:
+    """This run's earlier turns: its assistant messages and its tool exchanges, in order."""
     chat: list[dict] = []
-    if run.instructions:
-        chat.append({"role": "system", "content": run.instructions})
-    for message in selected:
-        chat.append({"role": message.role, "content": _chat_content(message)})
     own_messages = {m.pk: m for m in Message.objects.filter(run_id=run.pk, thread_id=run.thread_id)}
     for step in RunStep.objects.filter(run=run).exclude(status="in_progress").order_by("created_ns"):
         if step.type == "message_creation":
@@ -157,6 +161,32 @@ def build_context(run: Run, prompt_budget: int, fixed_tokens: int) -> Context:
                 chat.append({"role": "assistant", "content": message.text()})
         else:
             chat.extend(_tool_exchange(step))
-    estimated = fixed_tokens + sum(_message_tokens(m, run.model) for m in selected)
+    return chat
+
+
+def build_context(run: Run, prompt_budget: int, fixed_tokens: int) -> Context:
+    """`prompt_budget` is what this completion may spend on the prompt; `fixed_tokens` is what
+    instructions and tool definitions already take of it. The run's own earlier turns are sent
+    whole (the model needs its tool results), so the thread's messages get what they leave;
+    when not even they fit, the prompt is too large."""
+    own = _own_turns(run)
+    own_tokens = sum(_chat_tokens(entry, run.model) for entry in own)
+    thread_budget = prompt_budget - fixed_tokens - own_tokens
+    if thread_budget < 0:
+        raise PromptTooLarge()
+    thread_messages = list(
+        Message.objects.filter(thread_id=run.thread_id)
+        .exclude(run_id=run.pk)
+        .exclude(status="in_progress")
+        .order_by("created_ns", "pk")
+    )
+    selected = _select(thread_messages, run, thread_budget)
+    chat: list[dict] = []
+    if run.instructions:
+        chat.append({"role": "system", "content": run.instructions})
+    for message in selected:
+        chat.append({"role": message.role, "content": _chat_content(message)})
+    chat.extend(own)
+    estimated = fixed_tokens + own_tokens + sum(_message_tokens(m, run.model) for m in selected)
     return Context(messages=chat, thread_message_ids=[m.pk for m in selected],
                    estimated_tokens=estimated)

@@ -185,6 +185,15 @@ class RunExecution:
 
     def _usage(self, completion: Completion, estimated_prompt: int, writer: TurnWriter) -> tuple[int, int]:
         prompt = completion.prompt_tokens or estimated_prompt
+        if self.run.max_prompt_tokens is not None:
+            # The prompt was budgeted with our own count of it before it was sent; an upstream
+            # whose tokenizer counts a little more must not push the run past the cap it asked
+            # for (the documented invariant), so the excess is logged rather than charged.
+            allowed = max(0, self.run.max_prompt_tokens - self.run.prompt_tokens)
+            if prompt > allowed:
+                logger.warning("run %s: upstream counted %s prompt tokens, %s left in the budget "
+                               "(estimated %s)", self.run.pk, prompt, allowed, estimated_prompt)
+                prompt = allowed
         produced = completion.completion_tokens
         if not produced:
             from workers.tokenization import count_tokens
