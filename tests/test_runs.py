@@ -427,6 +427,52 @@ def _poll_until(fetch, done, timeout: float = 20.0):
     return current
 
 
+def test_a_tool_call_cut_off_by_max_completion_tokens_is_never_offered(client, assistant, upstream):
+    upstream.enqueue(Reply(text="Checking.", tool_calls=[("get_weather", '{"city": "Pa')],
+                           finish_reason="length"))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Weather?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    max_completion_tokens=256, poll_interval_ms=50)
+    assert run.status == "incomplete" and run.required_action is None
+    assert run.incomplete_details.reason == "max_completion_tokens"
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data
+    assert [(s.type, s.status) for s in steps] == [("message_creation", "completed"),
+                                                   ("tool_calls", "failed")]
+    assert steps[1].last_error.code == "server_error" and "token limit" in steps[1].last_error.message
+    assert run.usage.total_tokens == sum(s.usage.total_tokens for s in steps)
+    message = client.beta.threads.messages.list(thread.id, run_id=run.id).data[0]
+    assert message.status == "incomplete" and message.incomplete_details.reason == "max_tokens"
+    assert message.content[0].text.value == "Checking."
+    assert len(upstream.chat_requests()) == 1
+
+
+def test_a_hosted_tool_call_cut_off_by_the_models_own_limit_is_not_run(client, upstream):
+    """Without a max_completion_tokens budget the cut is the model's output cap: still a
+    completion-token limit, so the run ends incomplete the same way, and the code never runs."""
+    tutor = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
+    upstream.enqueue(Reply(tool_calls=[("python", '{"code": "open(\'/mnt/data/x\', \'w\').wri')],
+                           finish_reason="length"))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Go"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=tutor.id,
+                                                    poll_interval_ms=50)
+    assert run.status == "incomplete" and run.incomplete_details.reason == "max_completion_tokens"
+    step = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0]
+    assert step.type == "tool_calls" and step.status == "failed"
+    assert step.step_details.tool_calls[0].code_interpreter.outputs == []
+    assert client.beta.threads.messages.list(thread.id, run_id=run.id).data == []
+    assert len(upstream.chat_requests()) == 1
+
+
+def test_a_cut_off_text_answer_without_a_budget_is_incomplete_too(client, assistant, upstream):
+    upstream.enqueue(Reply(text="and then", finish_reason="length"))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Tell me"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    assert run.status == "incomplete" and run.incomplete_details.reason == "max_completion_tokens"
+    message = client.beta.threads.messages.list(thread.id, run_id=run.id).data[0]
+    assert message.status == "incomplete" and message.content[0].text.value == "and then"
+
+
 def test_tool_outputs_after_expires_at_expire_the_run_at_once(client, assistant, upstream, orm):
     from apps.runs.models import Run
 
@@ -500,6 +546,42 @@ def test_thread_messages_make_room_for_the_runs_own_turns(client, assistant, ups
     users = [m["content"].split(" ")[0] for m in second["messages"] if m["role"] == "user"]
     assert users[0] == "first" and users[-1] == "last" and len(users) < 4
     assert second["messages"][-1] == {"role": "tool", "tool_call_id": call.id, "content": "rain " * 150}
+
+
+def test_an_empty_final_answer_still_makes_a_message(client, assistant, upstream):
+    upstream.enqueue(Reply(text=None))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Say nothing"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    assert run.status == "completed"
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+    assert [(s.type, s.status) for s in steps] == [("message_creation", "completed")]
+    message = client.beta.threads.messages.list(thread.id, run_id=run.id).data[0]
+    assert steps[0].step_details.message_creation.message_id == message.id
+    assert message.status == "completed" and message.content == []
+
+
+def test_a_chart_with_no_closing_words_still_reaches_the_message(client, upstream):
+    tutor = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
+
+    def respond(request):
+        if not any(m["role"] == "tool" for m in request["messages"]):
+            return Reply(tool_calls=[("python", json.dumps(
+                {"code": "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()"}))])
+        return Reply(text=None)
+
+    upstream.set_responder(respond)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Plot it"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=tutor.id,
+                                                    poll_interval_ms=100)
+    assert run.status == "completed", run.last_error
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data
+    assert [s.type for s in steps] == ["tool_calls", "message_creation"]
+    image = steps[0].step_details.tool_calls[0].code_interpreter.outputs[-1]
+    assert image.type == "image"
+    message = client.beta.threads.messages.list(thread.id, run_id=run.id).data[0]
+    assert [part.type for part in message.content] == ["image_file"]
+    assert message.content[0].image_file.file_id == image.image.file_id
 
 
 def test_a_failure_with_a_step_open_gives_the_step_an_allowed_error_code(client, assistant, upstream, orm):

@@ -193,3 +193,14 @@ def test_a_cancelled_stream_closes_message_then_step_then_run(client, assistant,
     kept = stream.get_final_messages()[0]
     assert kept.status == "incomplete" and kept.content[0].text.value.startswith("one two")
     assert "thread.run.cancelling" in names
+
+
+def test_an_empty_streamed_answer_still_has_a_final_message(client, assistant, upstream):
+    upstream.enqueue(Reply(text=None))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Say nothing"}])
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        names = [event.event for event in stream]
+    assert names[-4:] == ["thread.message.in_progress", "thread.message.completed",
+                          "thread.run.step.completed", "thread.run.completed"]
+    final = stream.get_final_messages()
+    assert len(final) == 1 and final[0].content == [] and final[0].status == "completed"

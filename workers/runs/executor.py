@@ -209,16 +209,14 @@ class RunExecution:
     def _after_completion(self, writer: TurnWriter, completion: Completion, estimated: int) -> bool:
         run = self.run
         usage = self._usage(completion, estimated, writer)
-        hit_length = completion.finish_reason == "length"
-        text_usage = (0, 0) if writer.tool_step is not None else usage
-        if hit_length and not completion.tool_calls:
-            writer.finish_message(status="incomplete", incomplete_reason="max_tokens")
-            writer.finish_step(writer.message_step, "completed", usage=text_usage)
-            if run.max_completion_tokens is not None:
-                self._incomplete("max_completion_tokens")
-            else:
-                end_run(run.pk, "completed")
+        if completion.finish_reason == "length":
+            self._cut_off(writer, usage)
             return False
+        text_usage = (0, 0) if writer.tool_step is not None else usage
+        if not completion.tool_calls:
+            # The run's answer always gets its message (the SDK's get_final_messages() needs
+            # one), even when the model said nothing: it may still carry Code Interpreter images.
+            writer.open_message()
         annotations, extra_parts = self._finalize_text(writer)
         writer.publish_message_parts(annotations, extra_parts)
         writer.finish_message(annotations=annotations, extra_parts=extra_parts)
@@ -227,6 +225,30 @@ class RunExecution:
             end_run(run.pk, "completed")
             return False
         return self._handle_tool_calls(writer, completion, usage)
+
+    def _cut_off(self, writer: TurnWriter, usage: tuple[int, int]) -> None:
+        """The completion stopped at a length limit. Its text stays as an incomplete message;
+        a tool call it was writing is never offered or run, since its arguments may end
+        mid-JSON, and its step fails saying so. The run ends `incomplete` with reason
+        max_completion_tokens, also when the limit was the upstream model's own output cap
+        rather than the run's budget: that is a completion-token limit all the same, and
+        `incomplete` is what clients already handle (continue, or allow more tokens), where
+        `completed` would hide a cut-off answer and `failed` would invite a retry that stops at
+        the same cap."""
+        if writer.tool_step is None:
+            writer.open_message()
+        if writer.message is not None:
+            annotations, extra_parts = self._finalize_text(writer)
+            writer.publish_message_parts(annotations, extra_parts)
+            writer.finish_message(status="incomplete", incomplete_reason="max_tokens",
+                                  annotations=annotations, extra_parts=extra_parts)
+        writer.finish_step(writer.message_step, "completed",
+                           usage=(0, 0) if writer.tool_step is not None else usage)
+        writer.finish_step(writer.tool_step, "failed", usage=usage, last_error={
+            "code": "server_error",
+            "message": "The model reached its token limit while writing this tool call, so the "
+                       "call was not made."})
+        self._incomplete("max_completion_tokens")
 
     def _finalize_text(self, writer: TurnWriter) -> tuple[list[dict], list[dict]]:
         from workers.runs.tools import TEXT_FINALIZERS
