@@ -622,3 +622,34 @@ def test_a_run_the_sweeper_expires_mid_answer_stays_expired_and_quiet(client, as
     names = [fields[b"event"].decode() for _, fields in get_redis().xrange(stream_key(run.id))]
     assert names.count("done") == 1 and names[-1] == "done"
     assert names[-4:] == ["thread.message.incomplete", "thread.run.step.expired", "thread.run.expired", "done"]
+
+
+def test_cancel_stops_a_run_waiting_for_thread_files_to_be_processed(client, upstream, orm):
+    import io
+
+    from apps.vector_stores.models import VectorStoreFile
+
+    uploaded = client.files.create(file=("memo.txt", io.BytesIO(b"The launch is on Friday.")),
+                                   purpose="assistants")
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "When is the launch?"}],
+        tool_resources={"file_search": {"vector_stores": [{"file_ids": [uploaded.id]}]}})
+    store_id = thread.tool_resources.file_search.vector_store_ids[0]
+    _poll_until(lambda: client.vector_stores.retrieve(store_id), lambda s: s.status == "completed")
+    VectorStoreFile.objects.filter(vector_store_id=store_id).update(status="in_progress")
+    searcher = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "file_search"}])
+    upstream.enqueue(Reply(tool_calls=[("file_search", '{"queries": ["launch"]}')]))
+    try:
+        run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=searcher.id)
+        _poll_until(lambda: client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data, bool)
+        time.sleep(0.5)  # the search is waiting on the file
+        started = time.monotonic()
+        client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+        final = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=50)
+        assert final.status == "cancelled"
+        assert time.monotonic() - started < 3
+        step = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0]
+        assert step.status == "cancelled"
+        assert len(upstream.chat_requests()) == 1
+    finally:
+        VectorStoreFile.objects.filter(vector_store_id=store_id).update(status="completed")

@@ -8,6 +8,7 @@ import json
 import re
 import time
 
+from apps.runs import events
 from apps.runs.models import Run, RunStep
 from apps.vector_stores.search import search
 from apps.vector_stores.services import touch
@@ -52,9 +53,15 @@ def _queries(arguments: str) -> list[str]:
 THREAD_STORE_WAIT_SECONDS = 60
 
 
-def _wait_for_thread_stores(run: Run) -> None:
+def _run_must_stop(run: Run) -> bool:
+    return events.cancel_requested(run.pk) or (
+        run.expires_at is not None and time.time() >= run.expires_at)
+
+
+def _wait_for_thread_stores(run: Run) -> bool:
     """OpenAI's fallback: a run waits up to 60 s for files still being processed in the
-    thread's vector store (not the assistant's) before it searches."""
+    thread's vector store (not the assistant's) before it searches. A cancel or the run's
+    expiry ends the wait at once; False then, and the search should not run."""
     from apps.threads.models import Thread
     from apps.vector_stores.models import VectorStoreFile
 
@@ -64,13 +71,20 @@ def _wait_for_thread_stores(run: Run) -> None:
     deadline = time.monotonic() + THREAD_STORE_WAIT_SECONDS
     while store_ids and time.monotonic() < deadline and VectorStoreFile.objects.filter(
             vector_store_id__in=store_ids, status="in_progress").exists():
+        if _run_must_stop(run):
+            return False
         time.sleep(0.2)
+    return True
 
 
 def run_file_search(run: Run, call_id: str, arguments: str) -> HostedResult:
-    _wait_for_thread_stores(run)
-    store_ids = ((run.tool_resources or {}).get("file_search") or {}).get("vector_store_ids") or []
     max_results, threshold, ranker = _options(run)
+    if not _wait_for_thread_stores(run):
+        # The executor ends the run right after this call; the step records no search.
+        return HostedResult(model_output="The run was stopped before the search ran.", record={
+            "type": "file_search", "file_search": {
+                "ranking_options": {"ranker": ranker, "score_threshold": threshold}, "results": []}})
+    store_ids = ((run.tool_resources or {}).get("file_search") or {}).get("vector_store_ids") or []
     queries = _queries(arguments)
     hits = search(store_ids, queries, max_results=max_results, score_threshold=threshold) \
         if store_ids and queries else []
