@@ -185,15 +185,11 @@ class RunExecution:
 
     def _usage(self, completion: Completion, estimated_prompt: int, writer: TurnWriter) -> tuple[int, int]:
         prompt = completion.prompt_tokens or estimated_prompt
-        if self.run.max_prompt_tokens is not None:
-            # The prompt was budgeted with our own count of it before it was sent; an upstream
-            # whose tokenizer counts a little more must not push the run past the cap it asked
-            # for (the documented invariant), so the excess is logged rather than charged.
-            allowed = max(0, self.run.max_prompt_tokens - self.run.prompt_tokens)
-            if prompt > allowed:
-                logger.warning("run %s: upstream counted %s prompt tokens, %s left in the budget "
-                               "(estimated %s)", self.run.pk, prompt, allowed, estimated_prompt)
-                prompt = allowed
+        if self.run.max_prompt_tokens is not None and prompt > self.run.max_prompt_tokens - self.run.prompt_tokens:
+            # The prompt was budgeted with our own (tiktoken) count; an upstream with another
+            # tokenizer may count more. Usage reports what the upstream charged, never less.
+            logger.warning("run %s: upstream counted %s prompt tokens against %s estimated",
+                           self.run.pk, prompt, estimated_prompt)
         produced = completion.completion_tokens
         if not produced:
             from workers.tokenization import count_tokens
