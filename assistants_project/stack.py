@@ -4,6 +4,7 @@ processes. Used by `make run` (manage.py serve) and by the test suite."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -154,6 +155,10 @@ class Stack:
     def stop(self) -> None:
         for name in list(self.children):
             self.stop_child(name)
+        if self.redis_process is not None and self.redis_process.poll() is None:
+            # The deployment lives and dies with this command: its sandboxes go with it.
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self.manage("remove_sandboxes", capture=True)
         if self.redis_process is not None and self.redis_process.poll() is None:
             self.redis_process.terminate()
             try:

@@ -16,6 +16,7 @@ def manager(stack):
                            namespace=f"tests-{uuid.uuid4().hex[:8]}")
     manager = SandboxManager(config, redis.Redis.from_url(stack.env["REDIS_URL"]))
     yield manager
+    manager.remove_everything()
 
 
 @pytest.fixture

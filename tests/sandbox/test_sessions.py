@@ -185,3 +185,23 @@ def host_listener():
     yield address, port
     for server in servers:
         server.close()
+
+
+def test_stopping_the_deployment_removes_its_containers_and_only_its(manager, session):
+    from workers.sandbox.manager import SandboxConfig, SandboxManager
+
+    config = SandboxConfig(image=manager.config.image, warm_pool_size=1, memory="256m",
+                           namespace=f"leaving-{uuid.uuid4().hex[:8]}")
+    leaving = SandboxManager(config, manager.redis)
+    leaving.fill_pool()
+    leaving.execute("leaving-session", "1")  # takes the pooled container; the pool refills
+    deadline = time.monotonic() + 30
+    while leaving.redis.scard(config.pool_key) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    manager.execute(session, "x = 1")
+    assert leaving.remove_everything() == 2
+    assert not leaving.has_session("leaving-session")
+    assert not leaving.redis.exists(config.pool_key)
+    assert not leaving.docker.containers.list(all=True, filters={"label": f"assistants.sandbox={config.namespace}"})
+    assert manager.execute(session, "print(x)").stdout == "1\n"  # another deployment's session lives on

@@ -238,6 +238,22 @@ class SandboxManager:
             self._discard(member.decode())
         self.redis.delete(self.config.pool_key)
 
+    def remove_everything(self) -> int:
+        """The whole deployment is going away (the embedded `make run` stopping): every
+        container of this namespace goes, with the sessions and pool entries that name them."""
+        ours = {c.id for c in self.docker.containers.list(
+            all=True, filters={"label": f"{LABEL}={self.config.namespace}"})}
+        for key in self.redis.scan_iter(match="sandbox:session:*"):
+            value = self.redis.get(key)
+            if value and value.decode() in ours:
+                self.redis.delete(key)
+                self.redis.zrem(LAST_USED_KEY, key.decode().removeprefix("sandbox:session:"))
+        for key in self.redis.scan_iter(match=f"sandbox:pool:{self.config.namespace}:*"):
+            self.redis.delete(key)
+        for container_id in ours:
+            self._discard(container_id)
+        return len(ours)
+
 
 def _created_at(container) -> float:
     from datetime import datetime
