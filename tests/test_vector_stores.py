@@ -4,6 +4,7 @@ the fake upstream's deterministic embeddings."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import openai
 import pytest
@@ -52,19 +53,23 @@ def test_a_mixed_batch_upload_counts_every_outcome(client):
     files = [(name, io.BytesIO(make_pdf(text) if name.endswith(".pdf") else
                                make_docx([text]) if name.endswith(".docx") else text.encode()))
              for name, text in DOCS.items()]
+    files.append(("legacy.doc", io.BytesIO(
+        (Path(__file__).parent / "fixtures" / "word97-unicode.doc").read_bytes())))
     files.append(("archive.xyz", io.BytesIO(b"\x00\x01 not a document")))
     batch = client.vector_stores.file_batches.upload_and_poll(
         vector_store_id=store.id, files=files, poll_interval_ms=50)
     assert batch.object == "vector_store.files_batch"
     assert batch.status == "completed"
     counts = batch.file_counts
-    assert (counts.completed, counts.failed, counts.in_progress, counts.cancelled, counts.total) == (4, 1, 0, 0, 5)
+    assert (counts.completed, counts.failed, counts.in_progress, counts.cancelled, counts.total) == (5, 1, 0, 0, 6)
 
     failed = client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id, filter="failed")
     assert len(failed.data) == 1 and failed.data[0].last_error.code == "unsupported_file"
     refreshed = client.vector_stores.retrieve(store.id)
-    assert refreshed.status == "completed" and refreshed.file_counts.completed == 4
+    assert refreshed.status == "completed" and refreshed.file_counts.completed == 5
     assert refreshed.usage_bytes > 0 and refreshed.metadata == {"k": "v"}
+    found = client.vector_stores.search(store.id, query="zephyrine").data
+    assert found[0].filename == "legacy.doc"
 
 
 def test_upload_and_poll_a_single_file_and_read_its_content(client):

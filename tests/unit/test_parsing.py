@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.support.documents import make_docx, make_pdf, make_pptx
@@ -61,3 +63,31 @@ def test_a_short_document_is_one_chunk_and_limits_are_checked():
 def test_a_negative_overlap_is_refused():
     with pytest.raises(ValueError):
         chunk_text("x", 100, -1)
+
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def test_legacy_word_documents_are_read():
+    """Word 97-2003 files saved by LibreOffice (tests/fixtures/README.md): 8-bit pieces with
+    cp1252 punctuation, a table, and 16-bit pieces for Greek and Japanese."""
+    latin = extract_text((FIXTURES / "word97-latin.doc").read_bytes(), "report.doc")
+    assert latin.splitlines() == [
+        "Harbour tides report",
+        "The moon's gravity raises two bulges of water \u2014 high tides arrive twice a day, "
+        "about 12 hours 25 minutes apart.",
+        "Spring tides cost the harbour \u20ac1,200 in extra pilotage; caf\u00e9 staff noticed too.",
+        "Port\tRange",
+        "Brest\t7 m",
+    ]
+    wide = extract_text((FIXTURES / "word97-unicode.doc").read_bytes(), "notes.doc")
+    assert wide == ("Greek: \u03bb\u03cc\u03b3\u03bf\u03c2 and \u03b1\u03bb\u03ae\u03b8\u03b5\u03b9\u03b1. "
+                    "Japanese: \u6f6e\u6c50\u306f\u6708\u306e\u5f15\u529b\u3067\u8d77\u3053\u308b\u3002\n"
+                    "Second paragraph mentions the anchor keyword zephyrine.")
+
+
+def test_a_broken_doc_is_an_invalid_file():
+    with pytest.raises(InvalidFileError):
+        extract_text(b"\xd0\xcf\x11\xe0 truncated compound file", "broken.doc")
+    with pytest.raises(InvalidFileError):
+        extract_text(make_docx(["a docx renamed"]), "renamed.doc")

@@ -24,7 +24,7 @@ TEXT_EXTENSIONS = {
     ".c", ".cpp", ".cs", ".css", ".go", ".java", ".js", ".json", ".md", ".php", ".py", ".rb",
     ".sh", ".tex", ".ts", ".txt",
 }
-SUPPORTED_EXTENSIONS = TEXT_EXTENSIONS | {".html", ".htm", ".pdf", ".docx", ".pptx"}
+SUPPORTED_EXTENSIONS = TEXT_EXTENSIONS | {".html", ".htm", ".pdf", ".doc", ".docx", ".pptx"}
 
 
 def _decode_text(data: bytes) -> str:
@@ -103,6 +103,15 @@ def _docx(data: bytes) -> str:
     return "\n".join(part for part in parts if part.strip())
 
 
+def _doc(data: bytes) -> str:
+    from workers.ingest.word97 import Word97Error, extract_doc_text
+
+    try:
+        return extract_doc_text(data)
+    except Word97Error as exc:
+        raise InvalidFileError(f"The .doc file could not be read: {exc}") from exc
+
+
 def _pptx(data: bytes) -> str:
     import zipfile
 
@@ -133,6 +142,8 @@ def extract_text(data: bytes, filename: str) -> str:
         text = _pdf(data)
     elif extension == ".docx":
         text = _docx(data)
+    elif extension == ".doc":
+        text = _doc(data)
     else:
         text = _pptx(data)
     if not text.strip():
