@@ -159,6 +159,10 @@ EMBEDDINGS_API_KEY = env_str("EMBEDDINGS_API_KEY", "")
 EMBEDDINGS_MODEL = env_str("EMBEDDINGS_MODEL", "text-embedding-3-large")
 # Fixed when the chunk table is migrated (the HNSW index needs one dimension).
 EMBEDDINGS_DIMENSIONS = env_int("EMBEDDINGS_DIMENSIONS", 256, minimum=1)
+# Optional reranker: any Cohere/Jina-style POST {base}/rerank endpoint (vLLM, LiteLLM, TEI, ...).
+RERANK_BASE_URL = env_str("RERANK_BASE_URL", "")
+RERANK_API_KEY = env_str("RERANK_API_KEY", "")
+RERANK_MODEL = env_str("RERANK_MODEL", "BAAI/bge-reranker-v2-m3")
 # HNSW search breadth: 200 keeps recall@10 ≥ 0.95 at 1M chunks (benchmarks/bench_search.py).
 SEARCH_EF_SEARCH = env_int("SEARCH_EF_SEARCH", 200, minimum=10)
 

@@ -77,6 +77,8 @@ def stack(fake_upstream, routed_upstream, sandbox_image, django_db_blocker):
             "LLM_API_KEY": "sk-fake-upstream",
             "EMBEDDINGS_BASE_URL": fake_upstream.base_url,
             "EMBEDDINGS_API_KEY": "sk-fake-upstream",
+            "RERANK_BASE_URL": fake_upstream.base_url,
+            "RERANK_API_KEY": "sk-fake-upstream",
             "FILE_UPLOAD_MAX_BYTES": str(TEST_UPLOAD_LIMIT),
             "LLM_RETRY_BUDGET_SECONDS": "6",
             "LLM_TIMEOUT": "4",

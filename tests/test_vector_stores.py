@@ -458,3 +458,26 @@ def test_detaching_files_while_paging_carries_on(client):
     detached = [f.id for f in client.vector_stores.files.list(store.id, limit=3)
                 if client.vector_stores.files.delete(f.id, vector_store_id=store.id).deleted]
     assert sorted(detached) == sorted(f.id for f in uploaded)
+
+
+def test_a_configured_reranker_orders_the_hybrid_candidates(client, knowledge, upstream):
+    """The stack's reranker is the fake upstream's /rerank: relevance = the share of the
+    query's words a chunk holds, so the scores returned are exactly its scores."""
+    store, _ = knowledge
+    results = client.vector_stores.search(store.id, query="magma bread")
+    assert {r.filename for r in results.data[:2]} == {"volcanoes.txt", "baking.md"}
+    assert [r.score for r in results.data[:2]] == [0.5, 0.5]
+    assert all(r.score == 0.0 for r in results.data[2:])
+    asked = upstream.rerank_requests()
+    assert asked and asked[-1]["query"] == "magma bread"
+    assert any("magma" in document for document in asked[-1]["documents"])
+    assert asked[-1]["model"] == "BAAI/bge-reranker-v2-m3"
+
+
+def test_search_keeps_the_hybrid_order_when_the_reranker_is_down(knowledge, orm, settings):
+    from apps.vector_stores.search import search
+
+    settings.RERANK_BASE_URL = "http://127.0.0.1:9"  # nothing listens on the discard port
+    store, _ = knowledge
+    hits = search([store.id], ["gravitational pull of the moon"], max_results=2)
+    assert hits[0].filename == "tides.pdf"

@@ -1,6 +1,6 @@
 """Hybrid retrieval: a filtered vector search (pgvector HNSW with iterative scans, so filters
-never starve results) fused with Postgres full-text search, then `score_threshold` and the
-result limit."""
+never starve results) fused with Postgres full-text search, the best candidates reranked when a
+reranker is configured, then `score_threshold` and the result limit."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from django.db.models import Q
 
 from apps.vector_stores.embeddings import embed_texts
 from apps.vector_stores.models import Chunk
+from apps.vector_stores.reranking import rerank, reranker_configured
 
 EMBEDDING_WEIGHT = 0.7
 TEXT_WEIGHT = 0.3
 CANDIDATES = 50
+RERANK_CANDIDATES = 30
 _WORD = re.compile(r"[A-Za-z0-9]+")
 
 
@@ -72,6 +74,22 @@ def _tsquery(query: str) -> str:
     return " | ".join(dict.fromkeys(words))
 
 
+def _reranked(queries: list[str], candidates: list[tuple[int, float]],
+              chunks: dict[int, Chunk]) -> dict[int, float] | None:
+    """The reranker's relevance (the best over the queries) for each candidate, or None."""
+    if not candidates or not reranker_configured():
+        return None
+    ids = [chunk_id for chunk_id, _ in candidates]
+    best = dict.fromkeys(ids, 0.0)
+    for query in queries:
+        scores = rerank(query, [chunks[chunk_id].text for chunk_id in ids])
+        if scores is None:
+            return None
+        for chunk_id, score in zip(ids, scores, strict=True):
+            best[chunk_id] = max(best[chunk_id], score)
+    return best
+
+
 def search(store_ids: list[str], queries: list[str], *, max_results: int = 10,
            score_threshold: float = 0.0, filters: dict | None = None) -> list[Hit]:
     base = Chunk.objects.filter(vector_store_id__in=store_ids,
@@ -117,10 +135,12 @@ def search(store_ids: list[str], queries: list[str], *, max_results: int = 10,
     else:
         fused = {chunk_id: EMBEDDING_WEIGHT * parts["vector"] + TEXT_WEIGHT * parts["text"]
                  for chunk_id, parts in scored.items()}
-    ranked = sorted((item for item in fused.items() if item[1] >= score_threshold),
-                    key=lambda item: -item[1])[:max_results]
-    chunks = {c.pk: c for c in Chunk.objects.filter(pk__in=[cid for cid, _ in ranked])
+    candidates = sorted(fused.items(), key=lambda item: -item[1])[:max(RERANK_CANDIDATES, max_results)]
+    chunks = {c.pk: c for c in Chunk.objects.filter(pk__in=[cid for cid, _ in candidates])
               .select_related("file", "vector_store_file")}
+    scores = _reranked(queries, candidates, chunks) or dict(candidates)
+    ranked = sorted((item for item in scores.items() if item[1] >= score_threshold),
+                    key=lambda item: -item[1])[:max_results]
     return [Hit(chunk_id=cid, file_id=chunks[cid].file_id, filename=chunks[cid].file.filename,
                 text=chunks[cid].text, score=round(min(1.0, score), 6),
                 attributes=chunks[cid].vector_store_file.attributes or {})

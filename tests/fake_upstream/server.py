@@ -4,6 +4,7 @@ tool calls), embeddings, scripted failures and latency, and a record of every re
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -102,6 +103,10 @@ class FakeUpstream:
         with self._lock:
             return [r.json for r in self.requests if r.path.endswith("/chat/completions")]
 
+    def rerank_requests(self) -> list[dict]:
+        with self._lock:
+            return [r.json for r in self.requests if r.path.endswith("/rerank")]
+
     def last_chat_request(self) -> dict:
         requests = self.chat_requests()
         assert requests, "the upstream received no chat completion request"
@@ -166,6 +171,8 @@ class FakeUpstream:
                     self._embeddings(body)
                 elif self.path.endswith("/chat/completions"):
                     self._chat(body, upstream._next_reply(body))
+                elif self.path.endswith("/rerank"):
+                    self._rerank(body)
                 else:
                     self._json(404, {"error": {"message": "not found", "type": "invalid_request_error",
                                                "param": None, "code": None}})
@@ -184,6 +191,19 @@ class FakeUpstream:
                 self._json(200, {"object": "list", "data": data,
                                  "model": body.get("model", "text-embedding-3-large"),
                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+            def _rerank(self, body: dict) -> None:
+                """Cohere/Jina shape; relevance = the share of the query's words the document
+                holds (deterministic, and different from the hybrid score)."""
+                query = set(re.findall(r"[a-z0-9]+", str(body.get("query", "")).lower()))
+                results = []
+                for index, document in enumerate(body.get("documents") or []):
+                    words = set(re.findall(r"[a-z0-9]+", str(document).lower()))
+                    score = len(query & words) / len(query) if query else 0.0
+                    results.append({"index": index, "relevance_score": round(score, 6)})
+                results.sort(key=lambda r: -r["relevance_score"])
+                self._json(200, {"id": "rerank-fake", "model": body.get("model"),
+                                 "results": results[: int(body.get("top_n") or len(results))]})
 
             def _fail(self, reply: Reply) -> None:
                 headers = {}
