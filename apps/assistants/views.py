@@ -3,7 +3,6 @@ from rest_framework.response import Response
 from apps.assistants import services
 from apps.assistants.models import Assistant
 from apps.assistants.serializers import render_assistant
-from apps.core.pagination import paginate
 from apps.core.views import ApiView
 
 
@@ -12,7 +11,7 @@ class AssistantListView(ApiView):
 
     def get(self, request):
         queryset = Assistant.objects.filter(project=self.project)
-        return Response(paginate(request.query_params, queryset, render_assistant))
+        return Response(self.page(queryset, render_assistant))
 
     def post(self, request):
         return Response(render_assistant(services.create_assistant(self.project, self.body())))

@@ -95,7 +95,7 @@ class ProjectScoped(models.Model):
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        remember_deleted(type(self), self.pk, self.created_ns)
+        remember_deleted(type(self), self.project_id, self.pk, self.created_ns)
         return super().delete(*args, **kwargs)
 
 
@@ -106,20 +106,23 @@ class ListTombstone(models.Model):
     """Where a deleted object stood in its list, so a client paging with its id as the cursor
     (`for a in client.beta.assistants.list(): a.delete()`) carries on instead of failing."""
 
+    project_id = models.CharField(max_length=40)  # a tombstone is only ever seen by its project
     model = models.CharField(max_length=64)
     cursor = models.CharField(max_length=64)
     created_ns = models.BigIntegerField()
     deleted_at = models.IntegerField(default=unix_now, db_index=True)
 
     class Meta:
-        indexes = [models.Index(fields=["model", "cursor"])]
+        indexes = [models.Index(fields=["project_id", "model", "cursor"])]
 
 
-def remember_deleted(model: type[models.Model], cursor: str, created_ns: int) -> None:
+def remember_deleted(model: type[models.Model], project_id: str, cursor: str, created_ns: int) -> None:
     ListTombstone.objects.filter(deleted_at__lt=unix_now() - TOMBSTONE_SECONDS).delete()
-    ListTombstone.objects.create(model=model._meta.label_lower, cursor=cursor, created_ns=created_ns)
+    ListTombstone.objects.create(project_id=project_id, model=model._meta.label_lower, cursor=cursor,
+                                 created_ns=created_ns)
 
 
-def deleted_position(model: type[models.Model], cursor: str) -> int | None:
-    return (ListTombstone.objects.filter(model=model._meta.label_lower, cursor=cursor)
+def deleted_position(model: type[models.Model], project_id: str, cursor: str) -> int | None:
+    return (ListTombstone.objects.filter(project_id=project_id, model=model._meta.label_lower,
+                                         cursor=cursor)
             .order_by("-deleted_at", "-id").values_list("created_ns", flat=True).first())

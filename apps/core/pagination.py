@@ -61,10 +61,11 @@ def _parse_order(raw: str | None) -> str:
     return raw
 
 
-def _cursor_filter(queryset: QuerySet, param: str, cursor_id: str, newer: bool, field: str) -> Q:
+def _cursor_filter(queryset: QuerySet, param: str, cursor_id: str, newer: bool, field: str,
+                   project_id: str | None) -> Q:
     anchor = queryset.filter(**{field: cursor_id}).values_list("created_ns", flat=True).first()
-    if anchor is None:
-        anchor = deleted_position(queryset.model, cursor_id)
+    if anchor is None and project_id:
+        anchor = deleted_position(queryset.model, project_id, cursor_id)
     if anchor is None:
         raise InvalidRequestError(
             f"Invalid '{param}': no object with id '{cursor_id}' was found in this list.",
@@ -82,11 +83,13 @@ def paginate(
     render: Callable[[Model], dict],
     rules: ListRules = STANDARD,
     cursor_field: str = "pk",
+    project_id: str | None = None,
 ) -> dict:
     """A list page: {"object":"list","data","first_id","last_id","has_more"}.
 
     Ordered by creation (`created_ns`, then the public id in `cursor_field`); `after` moves away
-    from the first item in the chosen order and `before` toward it, as OpenAI's lists do."""
+    from the first item in the chosen order and `before` toward it, as OpenAI's lists do. A
+    cursor the caller's project (`project_id`) deleted lately still marks its place."""
     limit = _parse_limit(query_params.get("limit"), rules)
     order = _parse_order(query_params.get("order"))
     after = query_params.get("after") or None
@@ -95,9 +98,10 @@ def paginate(
     ascending = order == "asc"
     page = queryset
     if after:
-        page = page.filter(_cursor_filter(queryset, "after", after, ascending, cursor_field))
+        page = page.filter(_cursor_filter(queryset, "after", after, ascending, cursor_field, project_id))
     if before:
-        page = page.filter(_cursor_filter(queryset, "before", before, not ascending, cursor_field))
+        page = page.filter(_cursor_filter(queryset, "before", before, not ascending, cursor_field,
+                                         project_id))
 
     if before and not after:
         # Walk backwards from the cursor, then restore the requested order.

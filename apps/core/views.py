@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 
 from apps.core.errors import InvalidRequestError
 from apps.core.models import Project
+from apps.core.pagination import STANDARD, ListRules, paginate
 
 BETA_MISSING = (
     "You must provide the 'OpenAI-Beta' header to access the Assistants API. Please try again by "
@@ -66,6 +67,11 @@ class ApiView(APIView):
     @property
     def project(self) -> Project:
         return self.request.auth.project
+
+    def page(self, queryset, render, rules: ListRules | None = None, cursor_field: str = "pk") -> dict:
+        """A list page of `queryset` under the request's cursor parameters (the one paginator)."""
+        return paginate(self.request.query_params, queryset, render, rules or STANDARD,
+                        cursor_field=cursor_field, project_id=self.project.pk)
 
     def body(self) -> object:
         """The parsed JSON body; an absent body is an empty object."""

@@ -7,7 +7,7 @@ from django.utils.http import content_disposition_header
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from apps.core.pagination import FILES, paginate
+from apps.core.pagination import FILES
 from apps.core.views import ApiView
 from apps.files import services
 from apps.files.serializers import render_file
@@ -23,7 +23,7 @@ class FileListView(ApiView):
 
     def get(self, request):
         queryset = services.list_files(self.project, request.query_params.get("purpose"))
-        return Response(paginate(request.query_params, queryset, render_file, FILES))
+        return Response(self.page(queryset, render_file, FILES))
 
     def post(self, request):
         declared = int(request.META.get("CONTENT_LENGTH") or 0)

@@ -1,7 +1,6 @@
 from django.conf import settings
 from rest_framework.response import Response
 
-from apps.core.pagination import paginate
 from apps.core.views import ApiView
 from apps.runs import services
 from apps.runs.serializers import render_run, render_step
@@ -32,7 +31,7 @@ class RunListView(ApiView):
 
     def get(self, request, thread_id: str):
         queryset = services.list_runs(self.project, thread_id)
-        return Response(paginate(request.query_params, queryset, render_run))
+        return Response(self.page(queryset, render_run))
 
     def post(self, request, thread_id: str):
         body = self.body()
@@ -77,7 +76,7 @@ class RunStepListView(ApiView):
     def get(self, request, thread_id: str, run_id: str):
         include = services.step_include(_include(request))
         queryset = services.list_steps(self.project, thread_id, run_id)
-        return Response(paginate(request.query_params, queryset,
+        return Response(self.page(queryset,
                                  lambda step: render_step(step, include)))
 
 

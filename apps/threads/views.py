@@ -1,6 +1,5 @@
 from rest_framework.response import Response
 
-from apps.core.pagination import paginate
 from apps.core.views import ApiView
 from apps.threads import services
 from apps.threads.serializers import render_message, render_thread
@@ -34,7 +33,7 @@ class MessageListView(ApiView):
         queryset = services.list_messages(
             self.project, thread_id, request.query_params.get("run_id")
         )
-        return Response(paginate(request.query_params, queryset, render_message))
+        return Response(self.page(queryset, render_message))
 
     def post(self, request, thread_id: str):
         message = services.create_message(self.project, thread_id, self.body())

@@ -65,7 +65,7 @@ class VectorStoreFile(models.Model):
         return self.created_ns // 1_000_000_000
 
     def delete(self, *args, **kwargs):
-        remember_deleted(type(self), self.file_id, self.created_ns)
+        remember_deleted(type(self), self.project_id, self.file_id, self.created_ns)
         return super().delete(*args, **kwargs)
 
 

@@ -2,7 +2,6 @@ from django.conf import settings
 from rest_framework.response import Response
 
 from apps.core.openapi import validate_request
-from apps.core.pagination import paginate
 from apps.core.views import ApiView
 from apps.vector_stores import services
 from apps.vector_stores.models import VectorStore
@@ -17,7 +16,7 @@ def _poll_headers() -> dict[str, str]:
 class VectorStoreListView(ApiView):
     def get(self, request):
         queryset = VectorStore.objects.filter(project=self.project)
-        return Response(paginate(request.query_params, queryset, render_vector_store))
+        return Response(self.page(queryset, render_vector_store))
 
     def post(self, request):
         return Response(render_vector_store(services.create_store(self.project, self.body())))
@@ -38,7 +37,7 @@ class VectorStoreDetailView(ApiView):
 class VectorStoreFileListView(ApiView):
     def get(self, request, store_id: str):
         queryset = services.list_store_files(self.project, store_id, request.query_params.get("filter"))
-        return Response(paginate(request.query_params, queryset, render_store_file,
+        return Response(self.page(queryset, render_store_file,
                                  cursor_field="file_id"))
 
     def post(self, request, store_id: str):
@@ -86,7 +85,7 @@ class FileBatchFilesView(ApiView):
         batch = services.get_batch(self.project, store_id, batch_id)
         queryset = services.list_store_files(self.project, store_id,
                                              request.query_params.get("filter"), batch=batch)
-        return Response(paginate(request.query_params, queryset, render_store_file,
+        return Response(self.page(queryset, render_store_file,
                                  cursor_field="file_id"))
 
 
