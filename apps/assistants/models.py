@@ -1,6 +1,6 @@
 from django.db import models
 
-from apps.core.models import ProjectScoped
+from apps.core.models import ProjectScoped, auto
 
 
 class Assistant(ProjectScoped):
@@ -14,7 +14,7 @@ class Assistant(ProjectScoped):
     tool_resources = models.JSONField(default=dict, blank=True)
     temperature = models.FloatField(null=True, blank=True)
     top_p = models.FloatField(null=True, blank=True)
-    response_format = models.JSONField(default="auto", null=True, blank=True)
+    response_format = models.JSONField(default=auto, null=True, blank=True)
     reasoning_effort = models.CharField(max_length=16, null=True, blank=True)
 
     class Meta:

@@ -26,6 +26,11 @@ def unix_now() -> int:
     return int(time.time())
 
 
+def auto() -> str:
+    """The `"auto"` default of tool_choice and response_format (a callable, as JSONField wants)."""
+    return "auto"
+
+
 class Project(models.Model):
     id = models.CharField(primary_key=True, max_length=40, editable=False)
     name = models.CharField(max_length=256, unique=True)

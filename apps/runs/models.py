@@ -1,7 +1,7 @@
 from django.db import models
 from django.db.models import Q
 
-from apps.core.models import ProjectScoped
+from apps.core.models import ProjectScoped, auto
 from apps.threads.models import Thread
 
 ACTIVE_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
@@ -38,9 +38,9 @@ class Run(ProjectScoped):
     max_prompt_tokens = models.IntegerField(null=True, blank=True)
     max_completion_tokens = models.IntegerField(null=True, blank=True)
     truncation_strategy = models.JSONField(default=dict)
-    tool_choice = models.JSONField(default="auto", null=True)
+    tool_choice = models.JSONField(default=auto, null=True)
     parallel_tool_calls = models.BooleanField(default=True)
-    response_format = models.JSONField(default="auto", null=True)
+    response_format = models.JSONField(default=auto, null=True)
     reasoning_effort = models.CharField(max_length=16, null=True, blank=True)
     include = models.JSONField(default=list, blank=True)
 
