@@ -16,6 +16,11 @@ DATA_DIR = env_path("DATA_DIR", BASE_DIR / ".data")
 SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-secret-key-change-me")
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"])
+# Behind a TLS-terminating proxy the admin's login needs its public origin, e.g.
+# CSRF_TRUSTED_ORIGINS=https://assistants.example.com, and the proxy's X-Forwarded-Proto.
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+if env_bool("TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -154,10 +159,13 @@ LLM_API_KEY = env_str("LLM_API_KEY", "")
 LLM_ROUTES = env_str("LLM_ROUTES", "")
 LLM_TIMEOUT = env_float("LLM_TIMEOUT", 120.0, minimum=1.0)
 LLM_RETRY_BUDGET_SECONDS = env_float("LLM_RETRY_BUDGET_SECONDS", 30.0, minimum=0.0)
-EMBEDDINGS_BASE_URL = env_str("EMBEDDINGS_BASE_URL", "")
-EMBEDDINGS_API_KEY = env_str("EMBEDDINGS_API_KEY", "")
+# Unset, embeddings follow the LLM settings when those are OpenAI's own (what an OpenAI user
+# expects); any other backend names its embeddings endpoint explicitly, else search is keyword-only.
+_LLM_IS_OPENAI = LLM_BASE_URL.rstrip("/") == "https://api.openai.com/v1" and bool(LLM_API_KEY)
+EMBEDDINGS_BASE_URL = env_str("EMBEDDINGS_BASE_URL", LLM_BASE_URL if _LLM_IS_OPENAI else "")
+EMBEDDINGS_API_KEY = env_str("EMBEDDINGS_API_KEY", LLM_API_KEY if _LLM_IS_OPENAI else "")
 EMBEDDINGS_MODEL = env_str("EMBEDDINGS_MODEL", "text-embedding-3-large")
-# Fixed when the chunk table is migrated (the HNSW index needs one dimension).
+# Fixed when the chunk table is first migrated (the HNSW index needs one dimension).
 EMBEDDINGS_DIMENSIONS = env_int("EMBEDDINGS_DIMENSIONS", 256, minimum=1)
 # Optional reranker: any Cohere/Jina-style POST {base}/rerank endpoint (vLLM, LiteLLM, TEI, ...).
 RERANK_BASE_URL = env_str("RERANK_BASE_URL", "")

@@ -41,3 +41,12 @@ def test_the_admin_shows_threads_messages_runs_and_steps(admin_browser, client, 
                     "core/project", "core/apikey", "vector_stores/vectorstore"):
         assert admin_browser.get(f"/admin/{listing}/").status_code == 200, listing
     client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+
+
+def test_the_admin_styles_are_served_without_debug(api_base):
+    import httpx2
+
+    root = api_base.rsplit("/v1", 1)[0]
+    response = httpx2.get(f"{root}/static/admin/css/base.css", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")

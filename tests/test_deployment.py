@@ -21,3 +21,8 @@ def test_docker_compose_config_validates(sandbox_image):
     assert services["db"]["image"].startswith("pgvector/pgvector")
     for name in ("db", "redis", "web", "worker-runs", "worker-ingest", "worker-sandbox"):
         assert "healthcheck" in services[name], name
+    # Nothing runs as root; optional settings pass through only when set on the host.
+    assert all(service.get("user") in (None, "app") for service in services.values())
+    assert services["worker-sandbox"]["group_add"]
+    assert services["web"]["environment"]["EMBEDDINGS_MODEL"] is None
+    assert services["web"]["environment"]["SANDBOX_NAMESPACE"] == "assistants"

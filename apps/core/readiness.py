@@ -40,7 +40,7 @@ def _workers() -> dict:
 
 
 def _embeddings() -> dict:
-    configured = bool(settings.EMBEDDINGS_BASE_URL or settings.LLM_API_KEY)
+    configured = bool(settings.EMBEDDINGS_BASE_URL)
     result = {"ok": True, "required": False, "configured": configured}
     if not configured:
         result["note"] = "no embeddings endpoint configured: file_search is keyword-only"

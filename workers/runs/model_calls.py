@@ -58,12 +58,13 @@ class StreamCallbacks:
 
 
 def _routes() -> list[tuple[str, str, str]]:
-    """LLM_ROUTES="prefix=base_url|api_key;prefix2=base_url2" sends models by name prefix."""
+    """LLM_ROUTES="prefix=base_url|api_key;prefix2=base_url2" sends models by name prefix. A
+    route without a key gets none: the main LLM_API_KEY never leaves for another backend."""
     routes = []
     for item in filter(None, (part.strip() for part in settings.LLM_ROUTES.split(";"))):
         prefix, _, target = item.partition("=")
         base_url, _, api_key = target.partition("|")
-        routes.append((prefix.strip(), base_url.strip(), api_key.strip() or settings.LLM_API_KEY))
+        routes.append((prefix.strip(), base_url.strip(), api_key.strip()))
     return routes
 
 

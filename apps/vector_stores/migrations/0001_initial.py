@@ -6,6 +6,7 @@ import django.contrib.postgres.search
 import django.db.models.deletion
 import pgvector.django.halfvec
 import pgvector.django.indexes
+from django.conf import settings
 from django.db import migrations, models
 
 
@@ -73,7 +74,7 @@ class Migration(migrations.Migration):
                 ('text', models.TextField()),
                 ('token_start', models.IntegerField()),
                 ('token_end', models.IntegerField()),
-                ('embedding', pgvector.django.halfvec.HalfVectorField(dimensions=256, null=True)),
+                ('embedding', pgvector.django.halfvec.HalfVectorField(dimensions=settings.EMBEDDINGS_DIMENSIONS, null=True)),
                 ('search_vector', django.contrib.postgres.search.SearchVectorField(null=True)),
                 ('file', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='files.file')),
                 ('vector_store', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='vector_stores.vectorstore')),
