@@ -63,9 +63,11 @@ def _snapshot():
 
 
 def _figures():
-    if "matplotlib.pyplot" not in sys.modules:
+    plt = sys.modules.get("matplotlib.pyplot")
+    # The background preload may still be importing pyplot. User code that plotted would have
+    # waited for that import to finish, so a module still initialising means no figures.
+    if plt is None or getattr(getattr(plt, "__spec__", None), "_initializing", False):
         return []
-    plt = sys.modules["matplotlib.pyplot"]
     images = []
     for number in plt.get_fignums():
         buffer = io.BytesIO()

@@ -205,3 +205,15 @@ def test_stopping_the_deployment_removes_its_containers_and_only_its(manager, se
     assert not leaving.redis.exists(config.pool_key)
     assert not leaving.docker.containers.list(all=True, filters={"label": f"assistants.sandbox={config.namespace}"})
     assert manager.execute(session, "print(x)").stdout == "1\n"  # another deployment's session lives on
+
+
+def test_a_fresh_session_answers_cleanly_while_libraries_still_load(manager):
+    """The runner imports matplotlib in the background as it starts; an execution racing that
+    import must neither wait for it nor report a half-imported pyplot."""
+    for _ in range(3):
+        name = f"fresh-{uuid.uuid4().hex[:8]}"
+        try:
+            result = manager.execute(name, "print(6 * 7)")
+            assert (result.stdout, result.stderr, result.error) == ("42\n", "", None)
+        finally:
+            manager.close_session(name)
