@@ -481,3 +481,29 @@ def test_search_keeps_the_hybrid_order_when_the_reranker_is_down(knowledge, orm,
     store, _ = knowledge
     hits = search([store.id], ["gravitational pull of the moon"], max_results=2)
     assert hits[0].filename == "tides.pdf"
+
+
+def test_parallel_searches_cite_each_source_correctly(client, knowledge, upstream):
+    store, files = knowledge
+    assistant = client.beta.assistants.create(
+        model="gpt-4o", tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}})
+
+    def respond(request):
+        results = [m for m in request["messages"] if m["role"] == "tool"]
+        if not results:
+            return Reply(tool_calls=[("file_search", '{"queries": ["ocean tides moon"]}'),
+                                     ("file_search", '{"queries": ["volcanoes magma lava"]}')])
+        first, second = (r["content"].split("\n", 1)[0] for r in results)
+        return Reply(text=f"Tides follow the moon{first}; lava is molten rock{second}.")
+
+    upstream.set_responder(respond)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Tides and lava?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    assert run.status == "completed"
+    text = client.beta.threads.messages.list(thread.id).data[0].content[0].text
+    cited = [(a.text, a.file_citation.file_id) for a in text.annotations]
+    assert [file_id for _, file_id in cited] == [files["tides.pdf"].id, files["volcanoes.txt"].id]
+    # Each call numbers its own results, so equal file names can never share a marker.
+    assert cited[0][0].startswith("【0:0†") and cited[1][0].startswith("【1:0†")

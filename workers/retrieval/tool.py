@@ -90,7 +90,11 @@ def run_file_search(run: Run, call_id: str, arguments: str) -> HostedResult:
         if store_ids and queries else []
     if store_ids:
         touch(store_ids)
-    turn = RunStep.objects.filter(run=run, type="tool_calls").count() - 1
+    # Each search call of the run gets its own number, so parallel calls in one step never
+    # hand out the same marker for different sources.
+    turn = sum(1 for tool_io in RunStep.objects.filter(run=run, type="tool_calls")
+               .values_list("tool_io", flat=True)
+               for call in (tool_io or {}).values() if "citations" in call)
     citations = {}
     sections = []
     for index, hit in enumerate(hits):
