@@ -183,3 +183,23 @@ def test_beat_reaps_a_session_idle_past_the_limit(client, tutor, upstream, stack
     while container_id in [c.id for c in daemon.containers.list(all=True)]:
         assert time.monotonic() < deadline, "the idle session's container was left running"
         time.sleep(0.2)
+
+
+def test_code_sent_as_raw_arguments_is_streamed_and_run(http, client, tutor, upstream):
+    """Some models send the code itself rather than {"code": ...} as the call's arguments."""
+    def respond(request):
+        results = [m for m in request["messages"] if m["role"] == "tool"]
+        if not results:
+            return Reply(tool_calls=[("python", "print(1 + 1)")])
+        return Reply(text=f"It is {results[-1]['content'].strip()}.")
+
+    upstream.set_responder(respond)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "1+1?"}])
+    status, events = stream_raw(http, f"/threads/{thread.id}/runs",
+                                {"assistant_id": tutor.id, "stream": True})
+    assert status == 200
+    deltas = [data["delta"]["step_details"]["tool_calls"][0] for name, data in events
+              if name == "thread.run.step.delta"]
+    assert "".join(d["code_interpreter"].get("input", "") for d in deltas) == "print(1 + 1)"
+    message = client.beta.threads.messages.list(thread.id).data[0]
+    assert message.content[0].text.value == "It is 2."

@@ -31,7 +31,26 @@ def partial_string_field(document: str, key: str) -> str:
             digits = document[index + 2:index + 6]
             if len(digits) < 4:
                 break
-            out.append(chr(int(digits, 16)))
+            try:
+                unit = int(digits, 16)
+            except ValueError:  # not JSON after all: show it as written
+                out.append(document[index:index + 6])
+                index += 6
+                continue
+            if 0xD800 <= unit <= 0xDBFF:  # a surrogate pair arrives as two escapes
+                low = document[index + 6:index + 12]
+                if len(low) < 6:
+                    break  # wait for the second half rather than emit half a character
+                if low.startswith("\\u"):
+                    try:
+                        second = int(low[2:], 16)
+                    except ValueError:
+                        second = -1
+                    if 0xDC00 <= second <= 0xDFFF:
+                        out.append(chr(0x10000 + ((unit - 0xD800) << 10) + (second - 0xDC00)))
+                        index += 12
+                        continue
+            out.append(chr(unit))
             index += 6
         else:
             out.append(_ESCAPES.get(code, code))

@@ -174,7 +174,9 @@ class TurnWriter:
             self._step_delta(step, {"type": "tool_calls", "tool_calls": [
                 {"index": call.index, "type": "function", "function": {"arguments": fragment}}]})
         elif kind == "code_interpreter":
-            code = partial_string_field(call.arguments, "code")
+            # Models mostly send {"code": "..."}; some send the code itself as the arguments.
+            raw = not call.arguments.lstrip().startswith("{")
+            code = call.arguments if raw else partial_string_field(call.arguments, "code")
             sent = self._code_sent.get(call.index, "")
             if len(code) > len(sent):
                 record["code_interpreter"]["input"] = code
