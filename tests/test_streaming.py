@@ -204,3 +204,39 @@ def test_an_empty_streamed_answer_still_has_a_final_message(client, assistant, u
                           "thread.run.step.completed", "thread.run.completed"]
     final = stream.get_final_messages()
     assert len(final) == 1 and final[0].content == [] and final[0].status == "completed"
+
+
+def test_text_before_a_tool_call_closes_its_message_before_the_tool_step(client, assistant, upstream):
+    """A reply that says something and then calls a function: the message and its step are
+    done before the tool_calls step starts, and the SDK's handler sees each tool call finish
+    once."""
+    upstream.enqueue(Reply(text="Let me look that up.",
+                           tool_calls=[("get_weather", '{"city": "Oslo"}')]))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Weather?"}])
+    seen: list[str] = []
+    done_calls: list[str] = []
+
+    class Handler(AssistantEventHandler):
+        def on_event(self, event) -> None:
+            if event.event in ("thread.message.completed", "thread.run.step.created",
+                               "thread.run.step.completed"):
+                kind = getattr(event.data, "type", "message")
+                seen.append(f"{event.event}:{kind}")
+
+        def on_tool_call_done(self, tool_call) -> None:
+            done_calls.append(tool_call.id)
+
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id,
+                                         event_handler=Handler()) as stream:
+        stream.until_done()
+    assert seen == [
+        "thread.run.step.created:message_creation",
+        "thread.message.completed:message",
+        "thread.run.step.completed:message_creation",
+        "thread.run.step.created:tool_calls",
+    ]
+    assert len(done_calls) == len(set(done_calls))
+    run = client.beta.threads.runs.list(thread.id).data[0]
+    assert run.status == "requires_action"
+    message = client.beta.threads.messages.list(thread.id).data[0]
+    assert message.status == "completed" and message.content[0].text.value == "Let me look that up."

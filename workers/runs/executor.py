@@ -167,7 +167,15 @@ class RunExecution:
             messages.insert(0, {"role": "system", "content": instructions})
 
         writer = TurnWriter(run)
-        callbacks = StreamCallbacks(on_text=writer.on_text, on_tool_call=writer.on_tool_call,
+
+        def on_tool_call(call, fragment: str) -> None:
+            # Text before a tool call is a finished message: it closes (with its step) before
+            # the tool_calls step starts, in OpenAI's order; the SDK's handler relies on it.
+            if writer.tool_step is None and writer.message is not None:
+                self._close_message(writer)
+            writer.on_tool_call(call, fragment)
+
+        callbacks = StreamCallbacks(on_text=writer.on_text, on_tool_call=on_tool_call,
                                     should_stop=self.should_stop)
         try:
             completion = stream_completion(self._request(messages, remaining_completion),
@@ -213,10 +221,7 @@ class RunExecution:
             # The run's answer always gets its message (the SDK's get_final_messages() needs
             # one), even when the model said nothing: it may still carry Code Interpreter images.
             writer.open_message()
-        annotations, extra_parts = self._finalize_text(writer)
-        writer.publish_message_parts(annotations, extra_parts)
-        writer.finish_message(annotations=annotations, extra_parts=extra_parts)
-        writer.finish_step(writer.message_step, "completed", usage=text_usage)
+        self._close_message(writer, usage=text_usage)
         if not completion.tool_calls:
             end_run(run.pk, "completed")
             return False
@@ -233,18 +238,25 @@ class RunExecution:
         the same cap."""
         if writer.tool_step is None:
             writer.open_message()
-        if writer.message is not None:
-            annotations, extra_parts = self._finalize_text(writer)
-            writer.publish_message_parts(annotations, extra_parts)
-            writer.finish_message(status="incomplete", incomplete_reason="max_tokens",
-                                  annotations=annotations, extra_parts=extra_parts)
-        writer.finish_step(writer.message_step, "completed",
-                           usage=(0, 0) if writer.tool_step is not None else usage)
+        self._close_message(writer, usage=(0, 0) if writer.tool_step is not None else usage,
+                            status="incomplete")
         writer.finish_step(writer.tool_step, "failed", usage=usage, last_error={
             "code": "server_error",
             "message": "The model reached its token limit while writing this tool call, so the "
                        "call was not made."})
         self._incomplete("max_completion_tokens")
+
+    def _close_message(self, writer: TurnWriter, usage: tuple[int, int] = (0, 0),
+                       status: str = "completed") -> None:
+        """The turn's message, annotated, and its step, closed once."""
+        if writer.message is None or writer.message_closed:
+            return
+        writer.message_closed = True
+        annotations, extra_parts = self._finalize_text(writer)
+        writer.publish_message_parts(annotations, extra_parts)
+        writer.finish_message(status=status, annotations=annotations, extra_parts=extra_parts,
+                              incomplete_reason="max_tokens" if status == "incomplete" else None)
+        writer.finish_step(writer.message_step, "completed", usage=usage)
 
     def _finalize_text(self, writer: TurnWriter) -> tuple[list[dict], list[dict]]:
         from workers.runs.tools import TEXT_FINALIZERS

@@ -24,6 +24,7 @@ class TurnWriter:
         self.run = run
         self.message: Message | None = None
         self.message_step: RunStep | None = None
+        self.message_closed = False
         self.tool_step: RunStep | None = None
         self.text = ""
         self._last_flush = time.monotonic()
