@@ -440,9 +440,9 @@ def test_a_tool_call_cut_off_by_max_completion_tokens_is_never_offered(client, a
                                                    ("tool_calls", "failed")]
     assert steps[1].last_error.code == "server_error" and "token limit" in steps[1].last_error.message
     assert run.usage.total_tokens == sum(s.usage.total_tokens for s in steps)
+    # The text was whole before the call began (it closed then); only the call was cut.
     message = client.beta.threads.messages.list(thread.id, run_id=run.id).data[0]
-    assert message.status == "incomplete" and message.incomplete_details.reason == "max_tokens"
-    assert message.content[0].text.value == "Checking."
+    assert message.status == "completed" and message.content[0].text.value == "Checking."
     assert len(upstream.chat_requests()) == 1
 
 
