@@ -653,3 +653,50 @@ def test_cancel_stops_a_run_waiting_for_thread_files_to_be_processed(client, ups
         assert len(upstream.chat_requests()) == 1
     finally:
         VectorStoreFile.objects.filter(vector_store_id=store_id).update(status="completed")
+
+
+def test_a_run_ended_before_its_first_token_leaves_nothing_open_or_after_done(client, assistant,
+                                                                               upstream, orm):
+    from apps.core.redis_client import get_redis
+    from apps.runs import state
+    from apps.runs.events import stream_key
+    from apps.runs.models import RunStep
+    from apps.threads.models import Message
+
+    upstream.enqueue(Reply(text="late words arrive", first_token_delay=1.5))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    _poll_until(lambda: client.beta.threads.runs.retrieve(run.id, thread_id=thread.id),
+                lambda r: r.status == "in_progress")
+    state.expire(run.id)  # what the sweeper does, while the worker still waits on the model
+    time.sleep(3)
+    assert not RunStep.objects.filter(run_id=run.id, status="in_progress").exists()
+    assert not Message.objects.filter(run_id=run.id, status="in_progress").exists()
+    names = [fields[b"event"].decode() for _, fields in get_redis().xrange(stream_key(run.id))]
+    assert names[-2:] == ["thread.run.expired", "done"] and names.count("done") == 1
+
+
+def test_streaming_events_are_refused_once_a_run_was_told_to_stop(client, assistant, upstream, orm):
+    """The race the sweeper can win by microseconds, made deterministic: after the stop flag
+    (set before a run's closing events and `done`), a worker's delta cannot be appended, and
+    rows it created meanwhile are closed without a word on the finished stream."""
+    from apps.core.redis_client import get_redis
+    from apps.runs import events, state
+    from apps.runs.models import RunStep
+
+    upstream.enqueue(Reply(text="done quickly"))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                    poll_interval_ms=50)
+    assert run.status == "completed"  # ended: its stop flag is set
+    before = get_redis().xlen(events.stream_key(run.id))
+    assert not events.publish_unless_stopped(run.id, [("thread.message.delta", {"late": True})])
+    assert get_redis().xlen(events.stream_key(run.id)) == before
+
+    late = RunStep.objects.create(project_id=RunStep.objects.filter(run_id=run.id).first().project_id,
+                                  run_id=run.id, thread_id=thread.id, assistant_id=assistant.id,
+                                  type="tool_calls", step_details={"type": "tool_calls", "tool_calls": []})
+    state.close_leftovers(run.id)
+    late.refresh_from_db()
+    assert late.status == "cancelled" and late.cancelled_at is not None
+    assert get_redis().xlen(events.stream_key(run.id)) == before

@@ -30,6 +30,32 @@ def publish(run_id: str, event: str, data: dict | str, *, pipeline=None) -> None
         target.execute()
 
 
+# XADD unless the run was told to stop, in one atomic step: once a run has ended (its closing
+# events and `done` follow the stop flag) a worker still streaming it cannot append after them.
+_PUBLISH_UNLESS_STOPPED = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+for i = 1, #ARGV - 2, 2 do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[#ARGV - 1], '*', 'event', ARGV[i], 'data', ARGV[i + 1])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
+return 1
+"""
+_scripts: dict[int, object] = {}
+
+
+def publish_unless_stopped(run_id: str, events: list[tuple[str, dict | str]]) -> bool:
+    """The worker's streaming events (creations and deltas); False when the run had stopped."""
+    redis = get_redis()
+    script = _scripts.get(id(redis))
+    if script is None:
+        script = _scripts[id(redis)] = redis.register_script(_PUBLISH_UNLESS_STOPPED)
+    args: list[str | int] = []
+    for event, data in events:
+        args += [event, data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))]
+    return bool(script(keys=[stream_key(run_id), cancel_key(run_id)],
+                       args=[*args, STREAM_MAXLEN, STREAM_TTL_SECONDS]))
+
+
 def publish_many(run_id: str, events: list[tuple[str, dict | str]]) -> None:
     pipeline = get_redis().pipeline(transaction=False)
     for event, data in events:

@@ -143,3 +143,24 @@ def expire_if_overdue(run: Run) -> Run:
     expire(run.pk, where=Q(status__in=_IDLE_STATUSES, expires_at__lte=int(time.time())))
     run.refresh_from_db()
     return run
+
+
+_LEFTOVER_STEP_STATUS = {"cancelled": "cancelled", "expired": "expired", "failed": "failed"}
+
+
+def close_leftovers(run_id: str) -> None:
+    """Rows a worker created after someone else ended its run (it was mid-answer when the
+    sweeper or recovery closed the run) are closed too: quietly, as that run's stream has
+    already said `done`."""
+    from apps.threads.models import Message
+
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None or run.status not in TERMINAL_STATUSES:
+        return
+    now = unix_now()
+    step_status = _LEFTOVER_STEP_STATUS.get(run.status, "cancelled")
+    RunStep.objects.filter(run=run, status="in_progress").update(
+        status=step_status, **{_STEP_TIMESTAMP_FIELD[step_status]: now})
+    reason = f"run_{step_status}"
+    Message.objects.filter(run_id=run_id, status="in_progress").update(
+        status="incomplete", incomplete_at=now, incomplete_details={"reason": reason})

@@ -91,6 +91,7 @@ class RunExecution:
             finish_cancelled(self.run.pk)
         else:
             expire(self.run.pk)
+        state.close_leftovers(self.run.pk)
 
     # -- the loop -----------------------------------------------------------------------
     def execute(self) -> None:

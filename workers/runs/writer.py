@@ -38,13 +38,13 @@ class TurnWriter:
             assistant_id=self.run.assistant_id, type=kind, step_details=details,
         )
         rendered = render_step(step, self.run.include)
-        events.publish_many(self.run.pk, [("thread.run.step.created", rendered),
-                                          ("thread.run.step.in_progress", rendered)])
+        events.publish_unless_stopped(self.run.pk, [("thread.run.step.created", rendered),
+                                                    ("thread.run.step.in_progress", rendered)])
         return step
 
     def _step_delta(self, step: RunStep, details: dict) -> None:
-        events.publish(self.run.pk, "thread.run.step.delta", {
-            "id": step.pk, "object": "thread.run.step.delta", "delta": {"step_details": details}})
+        events.publish_unless_stopped(self.run.pk, [("thread.run.step.delta", {
+            "id": step.pk, "object": "thread.run.step.delta", "delta": {"step_details": details}})])
 
     # -- text ---------------------------------------------------------------------------
     def open_message(self) -> Message:
@@ -60,8 +60,8 @@ class TurnWriter:
             assistant_id=self.run.assistant_id, run_id=self.run.pk,
         )
         rendered = render_message(self.message)
-        events.publish_many(self.run.pk, [("thread.message.created", rendered),
-                                          ("thread.message.in_progress", rendered)])
+        events.publish_unless_stopped(self.run.pk, [("thread.message.created", rendered),
+                                                    ("thread.message.in_progress", rendered)])
         return self.message
 
     def on_text(self, fragment: str) -> None:
@@ -75,9 +75,9 @@ class TurnWriter:
         # early (cancel, expiry) publishes the row, and the SDK indexes it by the deltas it saw.
         if first or time.monotonic() - self._last_flush > FLUSH_SECONDS:
             self.flush()
-        events.publish(self.run.pk, "thread.message.delta", {
+        events.publish_unless_stopped(self.run.pk, [("thread.message.delta", {
             "id": message.pk, "object": "thread.message.delta",
-            "delta": {"content": [{"index": 0, "type": "text", "text": text_part}]}})
+            "delta": {"content": [{"index": 0, "type": "text", "text": text_part}]}})])
 
     def flush(self) -> None:
         """The text so far into the row, while the message is still open."""
@@ -105,9 +105,9 @@ class TurnWriter:
         for position, part in enumerate(extra_parts):
             content_delta.append({"index": offset + position, **part})
         if content_delta:
-            events.publish(self.run.pk, "thread.message.delta", {
+            events.publish_unless_stopped(self.run.pk, [("thread.message.delta", {
                 "id": self.message.pk, "object": "thread.message.delta",
-                "delta": {"content": content_delta}})
+                "delta": {"content": content_delta}})])
 
     def finish_message(self, *, status: str = "completed", incomplete_reason: str | None = None,
                        annotations: list[dict] | None = None,
