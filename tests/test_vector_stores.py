@@ -507,3 +507,47 @@ def test_parallel_searches_cite_each_source_correctly(client, knowledge, upstrea
     assert [file_id for _, file_id in cited] == [files["tides.pdf"].id, files["volcanoes.txt"].id]
     # Each call numbers its own results, so equal file names can never share a marker.
     assert cited[0][0].startswith("【0:0†") and cited[1][0].startswith("【1:0†")
+
+
+@pytest.mark.parametrize("target", ["store_file", "store", "file"])
+def test_deleting_while_ingestion_stores_chunks_waits_and_succeeds(client, orm, target):
+    """Ingestion writes a file's chunks holding the store file's row lock (as
+    workers/ingest/pipeline.py does); a delete arriving meanwhile waits for it, then removes the
+    new chunks too, instead of failing on their foreign key."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from apps.vector_stores.models import Chunk, VectorStoreFile
+
+    store = client.vector_stores.create()
+    uploaded = client.files.create(file=("race.txt", io.BytesIO(b"racing words")), purpose="assistants")
+    client.vector_stores.files.create_and_poll(vector_store_id=store.id, file_id=uploaded.id,
+                                               poll_interval_ms=50)
+    holding = threading.Event()
+
+    def ingestion_in_flight() -> None:
+        try:
+            with transaction.atomic():
+                entry = VectorStoreFile.objects.select_for_update().get(
+                    vector_store_id=store.id, file_id=uploaded.id)
+                Chunk.objects.create(vector_store_file=entry, vector_store_id=store.id,
+                                     file_id=uploaded.id, index=99, text="late chunk",
+                                     token_start=0, token_end=2)
+                holding.set()
+                time.sleep(1.0)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=ingestion_in_flight)
+    writer.start()
+    assert holding.wait(10)
+    if target == "store_file":
+        assert client.vector_stores.files.delete(uploaded.id, vector_store_id=store.id).deleted
+    elif target == "store":
+        assert client.vector_stores.delete(store.id).deleted
+    else:
+        assert client.files.delete(uploaded.id).deleted
+    writer.join()
+    assert not Chunk.objects.filter(vector_store_id=store.id).exists()

@@ -92,9 +92,11 @@ def create_output_file(project: Project, filename: str, data: bytes, mime_type: 
 def delete_file(project: Project, file_id: str) -> str:
     from apps.assistants.services import forget_file as forget_in_assistants
     from apps.threads.services import forget_file as forget_in_threads
+    from apps.vector_stores.services import lock_store_files
 
     file = get_file(project, file_id)
     with transaction.atomic():
+        lock_store_files(file=file)
         forget_in_assistants(project, file.pk)
         forget_in_threads(project, file.pk)
         storage_name = file.content.name

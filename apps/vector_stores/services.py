@@ -146,8 +146,17 @@ def modify_store(project: Project, store_id: str, body: dict) -> VectorStore:
     return store
 
 
+def lock_store_files(**filters) -> None:
+    """Ingestion stores a file's chunks while holding its row's lock: a delete takes the locks
+    first, so no chunk can land between the cascade's chunk delete and the row's own."""
+    list(VectorStoreFile.objects.select_for_update().filter(**filters).values_list("pk", flat=True))
+
+
 def delete_store(project: Project, store_id: str) -> str:
-    get_store(project, store_id).delete()  # chunks and file links cascade
+    store = get_store(project, store_id)
+    with transaction.atomic():
+        lock_store_files(vector_store=store)
+        store.delete()  # chunks and file links cascade
     return store_id
 
 
@@ -201,7 +210,10 @@ def update_store_file(project: Project, store_id: str, file_id: str, body: dict)
 
 
 def delete_store_file(project: Project, store_id: str, file_id: str) -> str:
-    get_store_file(project, store_id, file_id).delete()
+    entry = get_store_file(project, store_id, file_id)
+    with transaction.atomic():
+        lock_store_files(pk=entry.pk)
+        entry.delete()
     return file_id
 
 
