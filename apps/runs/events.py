@@ -4,6 +4,7 @@ stream from its start means a client that subscribes late still sees every event
 from __future__ import annotations
 
 import json
+from functools import cache
 
 from apps.core.redis_client import get_redis
 
@@ -40,18 +41,19 @@ end
 redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
 return 1
 """
-_scripts: dict[int, object] = {}
+
+
+@cache
+def _publish_unless_stopped_script():
+    return get_redis().register_script(_PUBLISH_UNLESS_STOPPED)
 
 
 def publish_unless_stopped(run_id: str, events: list[tuple[str, dict | str]]) -> bool:
     """The worker's streaming events (creations and deltas); False when the run had stopped."""
-    redis = get_redis()
-    script = _scripts.get(id(redis))
-    if script is None:
-        script = _scripts[id(redis)] = redis.register_script(_PUBLISH_UNLESS_STOPPED)
     args: list[str | int] = []
     for event, data in events:
         args += [event, data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))]
+    script = _publish_unless_stopped_script()
     return bool(script(keys=[stream_key(run_id), cancel_key(run_id)],
                        args=[*args, STREAM_MAXLEN, STREAM_TTL_SECONDS]))
 
