@@ -32,7 +32,7 @@ _TIMESTAMP_FIELD = {
     "completed": "completed_at",
 }
 
-_STEP_TIMESTAMP_FIELD = {
+STEP_TIMESTAMP_FIELD = {
     "cancelled": "cancelled_at",
     "failed": "failed_at",
     "completed": "completed_at",
@@ -77,10 +77,11 @@ def step_error(last_error: dict | None) -> dict | None:
     return {**last_error, "code": "server_error"}
 
 
-def finish_open_steps(run: Run, status: str, last_error: dict | None = None) -> None:
+def finish_open_steps(run: Run, status: str, last_error: dict | None = None, *,
+                      publish: bool = True) -> None:
     """When a run ends early its unfinished steps end with it, and say so on the stream. Each
     step changes only while still in progress, so a step someone else closed is left alone."""
-    stamp = _STEP_TIMESTAMP_FIELD[status]
+    stamp = STEP_TIMESTAMP_FIELD[status]
     error = step_error(last_error)
     for step in RunStep.objects.filter(run=run, status="in_progress"):
         now = unix_now()
@@ -90,10 +91,11 @@ def finish_open_steps(run: Run, status: str, last_error: dict | None = None) -> 
             continue
         step.status, step.last_error = status, error
         setattr(step, stamp, now)
-        events.publish(run.pk, f"thread.run.step.{status}", render_step(step, run.include))
+        if publish:
+            events.publish(run.pk, f"thread.run.step.{status}", render_step(step, run.include))
 
 
-def close_open_messages(run: Run, reason: str) -> None:
+def close_open_messages(run: Run, reason: str, *, publish: bool = True) -> None:
     from apps.threads.models import Message
     from apps.threads.serializers import render_message
 
@@ -105,7 +107,8 @@ def close_open_messages(run: Run, reason: str) -> None:
         if not changed:
             continue
         message.status, message.incomplete_at, message.incomplete_details = "incomplete", now, details
-        events.publish(run.pk, "thread.message.incomplete", render_message(message))
+        if publish:
+            events.publish(run.pk, "thread.message.incomplete", render_message(message))
 
 
 def end_run(run_id: str, status: str, *, step_status: str | None = None,
@@ -135,6 +138,11 @@ def is_overdue(run: Run) -> bool:
     return run.expires_at is not None and run.expires_at <= time.time()
 
 
+def must_stop(run: Run) -> bool:
+    """Whoever works on the run stops: it was cancelled or ended elsewhere, or ran out of time."""
+    return events.cancel_requested(run.pk) or is_overdue(run)
+
+
 def expire_if_overdue(run: Run) -> Run:
     """A queued or waiting run past expires_at is expired on sight rather than when the sweeper
     next passes, so no client ever sees it overdue. A run a worker holds is the worker's to end."""
@@ -152,15 +160,9 @@ def close_leftovers(run_id: str) -> None:
     """Rows a worker created after someone else ended its run (it was mid-answer when the
     sweeper or recovery closed the run) are closed too: quietly, as that run's stream has
     already said `done`."""
-    from apps.threads.models import Message
-
     run = Run.objects.filter(pk=run_id).first()
     if run is None or run.status not in TERMINAL_STATUSES:
         return
-    now = unix_now()
     step_status = _LEFTOVER_STEP_STATUS.get(run.status, "cancelled")
-    RunStep.objects.filter(run=run, status="in_progress").update(
-        status=step_status, **{_STEP_TIMESTAMP_FIELD[step_status]: now})
-    reason = f"run_{step_status}"
-    Message.objects.filter(run_id=run_id, status="in_progress").update(
-        status="incomplete", incomplete_at=now, incomplete_details={"reason": reason})
+    finish_open_steps(run, step_status, publish=False)
+    close_open_messages(run, f"run_{step_status}", publish=False)

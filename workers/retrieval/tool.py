@@ -8,7 +8,7 @@ import json
 import re
 import time
 
-from apps.runs import events
+from apps.runs import state
 from apps.runs.models import Run, RunStep
 from apps.vector_stores.search import search
 from apps.vector_stores.services import touch
@@ -53,11 +53,6 @@ def _queries(arguments: str) -> list[str]:
 THREAD_STORE_WAIT_SECONDS = 60
 
 
-def _run_must_stop(run: Run) -> bool:
-    return events.cancel_requested(run.pk) or (
-        run.expires_at is not None and time.time() >= run.expires_at)
-
-
 def _wait_for_thread_stores(run: Run) -> bool:
     """OpenAI's fallback: a run waits up to 60 s for files still being processed in the
     thread's vector store (not the assistant's) before it searches. A cancel or the run's
@@ -71,7 +66,7 @@ def _wait_for_thread_stores(run: Run) -> bool:
     deadline = time.monotonic() + THREAD_STORE_WAIT_SECONDS
     while store_ids and time.monotonic() < deadline and VectorStoreFile.objects.filter(
             vector_store_id__in=store_ids, status="in_progress").exists():
-        if _run_must_stop(run):
+        if state.must_stop(run):
             return False
         time.sleep(0.2)
     return True

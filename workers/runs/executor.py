@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 
 from django.conf import settings
 from django.db.models import F
@@ -62,18 +61,10 @@ def finish_cancelled(run_id: str) -> None:
     state.end_run(run_id, "cancelled", step_status="cancelled", message_reason="run_cancelled")
 
 
-def end_run(run_id: str, status: str, *, step_status: str | None = None,
-            message_reason: str | None = None, **fields) -> None:
-    state.end_run(run_id, status, step_status=step_status, message_reason=message_reason, **fields)
-
-
-def expire(run_id: str) -> None:
-    state.expire(run_id)
-
-
 def fail(run_id: str, code: str, message: str) -> None:
     error = {"code": code, "message": message}
-    end_run(run_id, "failed", step_status="failed", message_reason="run_failed", last_error=error)
+    state.end_run(run_id, "failed", step_status="failed", message_reason="run_failed",
+                  last_error=error)
 
 
 class RunExecution:
@@ -82,15 +73,14 @@ class RunExecution:
 
     # -- control ------------------------------------------------------------------------
     def should_stop(self) -> bool:
-        return events.cancel_requested(self.run.pk) or (
-            self.run.expires_at is not None and time.time() >= self.run.expires_at)
+        return state.must_stop(self.run)
 
     def _stop_now(self) -> None:
         if events.cancel_requested(self.run.pk):
             state.transition(self.run.pk, "cancelling")
             finish_cancelled(self.run.pk)
         else:
-            expire(self.run.pk)
+            state.expire(self.run.pk)
         state.close_leftovers(self.run.pk)
 
     # -- the loop -----------------------------------------------------------------------
@@ -224,7 +214,7 @@ class RunExecution:
             writer.open_message()
         self._close_message(writer, usage=text_usage)
         if not completion.tool_calls:
-            end_run(run.pk, "completed")
+            state.end_run(run.pk, "completed")
             return False
         return self._handle_tool_calls(writer, completion, usage)
 
@@ -310,8 +300,8 @@ class RunExecution:
         return True
 
     def _incomplete(self, reason: str) -> None:
-        end_run(self.run.pk, "incomplete", message_reason="max_tokens",
-                incomplete_details={"reason": reason})
+        state.end_run(self.run.pk, "incomplete", message_reason="max_tokens",
+                      incomplete_details={"reason": reason})
 
 
 def execute_run(run_id: str) -> None:
@@ -321,9 +311,8 @@ def execute_run(run_id: str) -> None:
     if run.status == "cancelling":
         finish_cancelled(run_id)
         return
-    if run.expires_at is not None and time.time() >= run.expires_at and run.status in (
-            "queued", "requires_action"):
-        expire(run_id)
+    if run.status in ("queued", "requires_action") and state.is_overdue(run):
+        state.expire(run_id)
         return
     events.heartbeat(run_id, ttl=settings.RUN_ORPHAN_AFTER_SECONDS)
     claimed = state.transition(run_id, "in_progress", attempts=F("attempts") + 1)

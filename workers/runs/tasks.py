@@ -37,7 +37,7 @@ def execute_run(run_id: str) -> None:
 
 @shared_task(name="workers.runs.tasks.expire_runs", ignore_result=True)
 def expire_runs() -> int:
-    from workers.runs.executor import expire
+    from apps.runs.state import expire
 
     due = list(Run.objects.filter(status__in=ACTIVE_STATUSES, expires_at__lte=int(time.time()))
                .values_list("pk", flat=True))

@@ -135,8 +135,7 @@ class TurnWriter:
         says whether it is still in progress); only a change is published."""
         if step is None:
             return
-        stamp = {"completed": "completed_at", "failed": "failed_at", "cancelled": "cancelled_at",
-                 "expired": "expired_at"}[status]
+        stamp = state.STEP_TIMESTAMP_FIELD[status]
         fields = {"status": status, "prompt_tokens": usage[0], "completion_tokens": usage[1],
                   "last_error": state.step_error(last_error), stamp: unix_now(),
                   "step_details": step.step_details, "tool_io": step.tool_io}
