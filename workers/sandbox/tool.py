@@ -10,7 +10,7 @@ import time
 
 from django.conf import settings
 
-from apps.core.redis_client import get_redis
+from apps.core.redis_client import block_seconds, get_redis
 from apps.runs import events
 from apps.runs.models import Run, RunStep
 from workers.runs.partial_json import string_field
@@ -29,7 +29,8 @@ def _wait_for_reply(run: Run, call_id: str) -> dict:
     deadline = time.monotonic() + settings.SANDBOX_EXEC_TIMEOUT + 120
     redis = get_redis()
     while time.monotonic() < deadline:
-        item = redis.blpop(reply_key(call_id), timeout=1)
+        # Short blocks, so a cancel is noticed within a second.
+        item = redis.blpop(reply_key(call_id), timeout=block_seconds(1.0))
         if item is not None:
             return json.loads(item[1])
         if events.cancel_requested(run.pk):
