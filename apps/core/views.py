@@ -84,9 +84,8 @@ def healthz(request) -> JsonResponse:
 
 
 def readyz(request) -> JsonResponse:
-    from apps.core.readiness import check_readiness
+    from apps.core.readiness import readiness_report
 
-    checks = check_readiness()
-    ready = all(item["ok"] for item in checks.values() if item.get("required", True))
-    return JsonResponse({"ready": ready, "checks": checks}, status=200 if ready else 503)
+    report = readiness_report()
+    return JsonResponse(report, status=200 if report["ready"] else 503)
 

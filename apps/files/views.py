@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from apps.core.pagination import FILES
+from apps.core.streams import streaming_response
 from apps.core.views import ApiView
 from apps.files import services
 from apps.files.serializers import render_file
@@ -57,7 +57,7 @@ async def _chunks(handle, chunk_size: int = 1024 * 1024):
 class FileContentView(ApiView):
     def get(self, request, file_id: str):
         file = services.get_file(self.project, file_id)
-        response = StreamingHttpResponse(
+        response = streaming_response(
             _chunks(file.content.open("rb")),
             content_type=file.mime_type or "application/octet-stream",
         )

@@ -4,7 +4,11 @@ position, with keep-alive comments while nothing happens.
 However long a run is quiet (a slow first token, upstream retries, a long code execution), the
 stream stays open. Redis trouble is ridden out: a dropped connection or a timeout is retried,
 reading again after the last event delivered, so nothing is lost or repeated. Only an outage
-longer than OUTAGE_SECONDS ends the stream, and then with `error` and `done`, never silence."""
+longer than OUTAGE_SECONDS ends the stream, and then with `error` and `done`, never silence.
+
+The relay holds no database connection (apps/core/streams.py); while the stream is quiet it
+reads the run's status now and then, so a run that ended while its closing events were lost
+ends its stream within seconds rather than at the run's expiry."""
 
 from __future__ import annotations
 
@@ -14,13 +18,18 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import Error as DatabaseError
+from django.db import connection
 from django.http import StreamingHttpResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from apps.core.redis_client import block_ms, get_async_redis
+from apps.core.streams import streaming_response
 from apps.runs.events import DONE, stream_key
+from apps.runs.models import TERMINAL_STATUSES, Run
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +38,14 @@ KEEP_ALIVE = b": keep-alive\n\n"
 # Long enough to outlast a Redis restart or failover, short enough that a client is told soon.
 OUTAGE_SECONDS = 10.0
 RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0)
+
+# How long the stream must be quiet before the run's row is read, and how often after that.
+ENDED_CHECK_SECONDS = 5.0
+# The worker writes the row first and publishes after: an ended row gives the events this long.
+ENDED_GRACE_SECONDS = 2.0
+STREAM_END_STATUSES = (*TERMINAL_STATUSES, "requires_action")
+STREAM_END_EVENTS = {f"thread.run.{status}" for status in STREAM_END_STATUSES}
+DONE_FRAME = b"event: done\ndata: [DONE]\n\n"
 
 OUTAGE_MESSAGE = ("The run's event stream is unavailable. The run goes on: retrieve it to "
                   "follow its progress.")
@@ -40,17 +57,42 @@ def _error_frames(message: str) -> bytes:
     return (f"event: error\ndata: {json.dumps(error)}\n\n" "event: done\ndata: [DONE]\n\n").encode()
 
 
-def _frames(entries: list) -> tuple[bytes, str | None, bool]:
-    """The SSE frames for a batch of stream entries, the last entry ID relayed, and whether the
-    batch held `done` (nothing after it is relayed)."""
+def _frames(entries: list) -> tuple[bytes, bytes, str]:
+    """The SSE frames for a batch of stream entries, and the ID and name of the last entry
+    relayed (nothing after `done` is)."""
     chunks = []
-    position = None
     for entry_id, fields in entries:
-        position = entry_id
+        position, name = entry_id, fields[b"event"].decode()
         chunks.append(b"event: " + fields[b"event"] + b"\ndata: " + fields[b"data"] + b"\n\n")
-        if fields[b"event"].decode() == DONE:
-            return b"".join(chunks), position, True
-    return b"".join(chunks), position, False
+        if name == DONE:
+            break
+    return b"".join(chunks), position, name
+
+
+def _run_status(run_id: str) -> str | None:
+    try:
+        return Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+    finally:
+        connection.close()  # straight back to the pool
+
+
+async def _run_has_ended(run_id: str) -> tuple[bool, str | None]:
+    try:
+        status = await sync_to_async(_run_status, thread_sensitive=False)(run_id)
+    except DatabaseError:
+        logger.warning("SSE relay could not read run %s; it keeps waiting", run_id, exc_info=True)
+        return False, None
+    return status is None or status in STREAM_END_STATUSES, status
+
+
+def _closing_frames(status: str | None, last_event: str | None) -> bytes:
+    """The end of a stream whose run ended without its `done` reaching the stream."""
+    if last_event in STREAM_END_EVENTS:
+        return DONE_FRAME  # only `done` was lost: the client already has the outcome
+    if status is None:
+        return _error_frames("The run no longer exists.")
+    return _error_frames(f"The run ended ({status}), but its final events were lost. "
+                         "Retrieve the run for its outcome.")
 
 
 async def relay(run_id: str, start_id: str = "0-0") -> AsyncIterator[bytes]:
@@ -70,6 +112,10 @@ async def _relay(run_id: str, start_id: str) -> AsyncIterator[bytes]:
     # A run cannot outlive its expiry; past that (plus slack) something is badly wrong.
     deadline = time.monotonic() + settings.RUN_EXPIRY_SECONDS + 120
     next_keepalive = time.monotonic() + keepalive
+    next_check = time.monotonic() + ENDED_CHECK_SECONDS
+    ended_since: float | None = None
+    ended_status: str | None = None
+    last_event: str | None = None
     failures = 0
     failing_since: float | None = None
     while True:
@@ -80,10 +126,18 @@ async def _relay(run_id: str, start_id: str) -> AsyncIterator[bytes]:
         if now >= next_keepalive:
             yield KEEP_ALIVE
             next_keepalive = now + keepalive
+        if ended_since is not None and now - ended_since >= ENDED_GRACE_SECONDS:
+            yield _closing_frames(ended_status, last_event)
+            return
+        if ended_since is None and now >= next_check:
+            ended, ended_status = await _run_has_ended(run_id)
+            next_check = time.monotonic() + ENDED_CHECK_SECONDS
+            ended_since = time.monotonic() if ended else None
+        wake = min(next_keepalive, next_check if ended_since is None else ended_since + ENDED_GRACE_SECONDS)
         try:
             # Blocks of at most the client's limit: the socket must outlast every block.
             reply = await get_async_redis().xread({key: position}, count=READ_BATCH,
-                                                  block=block_ms(next_keepalive - now))
+                                                  block=block_ms(wake - time.monotonic()))
         except (RedisConnectionError, RedisTimeoutError) as exc:
             failing_since = failing_since or now
             if time.monotonic() - failing_since >= OUTAGE_SECONDS:
@@ -97,16 +151,17 @@ async def _relay(run_id: str, start_id: str) -> AsyncIterator[bytes]:
         failures, failing_since = 0, None
         if not reply:
             continue
-        frames, last_id, finished = _frames(reply[0][1])
-        position = last_id or position
+        frames, position, last_event = _frames(reply[0][1])
         yield frames
-        if finished:
+        if last_event == DONE:
             return
         next_keepalive = time.monotonic() + keepalive
+        next_check = time.monotonic() + ENDED_CHECK_SECONDS
+        ended_since = None
 
 
 def sse_response(run_id: str, start_id: str = "0-0") -> StreamingHttpResponse:
-    response = StreamingHttpResponse(relay(run_id, start_id), content_type="text/event-stream")
+    response = streaming_response(relay(run_id, start_id), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response

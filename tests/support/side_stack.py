@@ -1,18 +1,16 @@
 """A second set of real processes (web, run and sandbox workers) beside the session stack, with
-settings of its own: the same Postgres and Redis servers, but a database of its own on each, so
-its runs, broker, event streams and sandboxes stay apart from the main stack's (whose beat
-would otherwise take the side's runs for orphans). And an SDK transport that records the
+settings of its own: a Redis of its own (which a test may stop), and a database of its own on
+the main Postgres, so its runs, broker, event streams and sandboxes stay apart from the main
+stack's (whose beat would otherwise take the side's runs for orphans). And an SDK transport that records the
 raw bytes of every event stream, for what the SDK hides (keep-alive comments, `done`)."""
 
 from __future__ import annotations
 
-import contextlib
 import socket
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 
@@ -23,16 +21,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def redis_url_with_db(url: str, db: int) -> str:
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        query = dict(parse_qsl(parts.query))
-        query["db"] = str(db)
-        # urlunsplit would drop the empty host, and redis-py needs unix:///path.
-        return f"unix://{parts.path}?{urlencode(query)}"
-    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 def database_url_named(url: str, name: str) -> str:
@@ -49,12 +37,13 @@ def _fresh_database(main_url: str, name: str) -> str:
 
 
 def start_side_stack(main: Stack, name: str, env: dict[str, str], queues: tuple[str, ...],
-                     redis_db: int) -> tuple[Stack, str]:
-    """Web plus workers for `queues`, on a fresh Postgres database and Redis database
-    `redis_db`; returns the stack and an API key for it. The caller stops it with
-    `stop_side_stack`."""
+                     redis_url: str | None = None,
+                     database_url: str | None = None) -> tuple[Stack, str | None]:
+    """Web plus workers for `queues`, on a Redis of its own (or `redis_url`) and a fresh
+    Postgres database on the main server (or `database_url`, already migrated); returns the
+    stack and, for a fresh database, an API key. The caller stops it with `side.stop()`."""
     side = Stack(
-        data_dir=main.data_dir,
+        data_dir=main.data_dir / f"side-{name}",
         port=_free_port(),
         log_dir=main.data_dir / "logs" / name,
         with_beat=False,
@@ -63,25 +52,21 @@ def start_side_stack(main: Stack, name: str, env: dict[str, str], queues: tuple[
             # Children of the test process would otherwise read tests.settings, which drops
             # DATABASE_URL and REDIS_URL in favour of the main stack's.
             "DJANGO_SETTINGS_MODULE": "assistants_project.settings",
-            "DATABASE_URL": _fresh_database(main.env["DATABASE_URL"], f"side_{name}"),
-            "REDIS_URL": redis_url_with_db(main.env["REDIS_URL"], redis_db),
+            "DATABASE_URL": database_url or _fresh_database(main.env["DATABASE_URL"], f"side_{name}"),
+            **({"REDIS_URL": redis_url} if redis_url else {}),
             **env,
         },
     )
     side.start_services()
-    side.manage("migrate", "--noinput", "-v", "0")
-    key = side.manage("create_api_key", "--project", name, capture=True).strip().splitlines()[-1]
+    key = None
+    if database_url is None:
+        side.manage("migrate", "--noinput", "-v", "0")
+        key = side.manage("create_api_key", "--project", name, capture=True).strip().splitlines()[-1]
     side.start_web()
     for queue in queues:
         side.start_worker(queue)
     side.wait_until_serving()
     return side, key
-
-
-def stop_side_stack(side: Stack) -> None:
-    side.stop()
-    with contextlib.suppress(subprocess.CalledProcessError):
-        side.manage("remove_sandboxes", capture=True)
 
 
 @dataclass
