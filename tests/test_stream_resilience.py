@@ -8,6 +8,7 @@ upstream timeout allows a 10 s first token, through the official SDK's streaming
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
@@ -304,6 +305,44 @@ def test_a_stream_whose_closing_events_were_lost_ends_within_seconds(idle_web, s
     finally:
         store.close()
         sdk.close()
+
+
+def test_more_streams_than_a_redis_client_pool_holds_stay_open(idle_web, side_and_key):
+    """Each open stream blocks on a Redis connection of its own: 110 streams (redis-py's pool
+    holds 100 by default) stay open, quiet, past the relay's outage budget, without an error."""
+    import asyncio
+
+    import httpx2
+
+    _, key = side_and_key
+    bodies: list[bytes] = []
+
+    async def one(http) -> None:
+        body = {"assistant_id": assistant_id, "stream": True,
+                "thread": {"messages": [{"role": "user", "content": "wait"}]}}
+        async with http.stream("POST", "/threads/runs", json=body) as response:
+            assert response.status_code == 200
+            received = b""
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(14):
+                    async for chunk in response.aiter_bytes():
+                        received += chunk
+            bodies.append(received)
+
+    async def main() -> None:
+        headers = {"Authorization": f"Bearer {key}", "OpenAI-Beta": "assistants=v2"}
+        async with httpx2.AsyncClient(base_url=f"http://{idle_web.host}:{idle_web.port}/v1",
+                                      headers=headers, timeout=60,
+                                      limits=httpx2.Limits(max_connections=200)) as http:
+            await asyncio.gather(*(one(http) for _ in range(110)))
+
+    sdk = openai.OpenAI(base_url=f"http://{idle_web.host}:{idle_web.port}/v1", api_key=key)
+    assistant_id = sdk.beta.assistants.create(model="gpt-4o").id
+    sdk.close()
+    asyncio.run(main())
+    assert len(bodies) == 110
+    assert not [body for body in bodies if b"event: error" in body or b"event: done" in body]
+    assert all(b"event: thread.run.queued" in body for body in bodies)
 
 
 @pytest.mark.parametrize("outage", ["hung", "down"])

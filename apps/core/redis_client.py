@@ -28,11 +28,15 @@ MAX_BLOCK_SECONDS = 5.0
 SOCKET_TIMEOUT_SECONDS = MAX_BLOCK_SECONDS + 5.0
 CONNECT_TIMEOUT_SECONDS = 5.0
 HEALTH_CHECK_SECONDS = 30
+# Every open SSE stream holds one connection while it blocks, so redis-py's default pool of 100
+# would fail the 101st stream; Redis's own `maxclients` (10,000 by default) is the real bound.
+MAX_CONNECTIONS = 10_000
 
 _OPTIONS = {
     "socket_timeout": SOCKET_TIMEOUT_SECONDS,
     "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
     "health_check_interval": HEALTH_CHECK_SECONDS,
+    "max_connections": MAX_CONNECTIONS,
 }
 
 
