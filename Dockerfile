@@ -5,7 +5,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
-RUN useradd --create-home --uid 1000 app && mkdir -p /data && chown app /data
+RUN useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
 USER app
 EXPOSE 8000
 CMD ["uvicorn", "assistants_project.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]

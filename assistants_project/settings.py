@@ -8,7 +8,17 @@ from pathlib import Path
 import dj_database_url
 
 from assistants_project import embedded
-from assistants_project.env import env_bool, env_float, env_int, env_list, env_path, env_str
+from assistants_project.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_path,
+    env_str,
+    load_secrets_dir,
+)
+
+load_secrets_dir()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("DATA_DIR", BASE_DIR / ".data")
