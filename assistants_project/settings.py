@@ -10,6 +10,7 @@ import dj_database_url
 from assistants_project import embedded
 from assistants_project.env import (
     env_bool,
+    env_choice,
     env_float,
     env_int,
     env_list,
@@ -198,11 +199,18 @@ SANDBOX_PIDS_LIMIT = env_int("SANDBOX_PIDS_LIMIT", 128, minimum=16)
 # Containers are labelled with this, so deployments sharing a Docker host leave each other be.
 SANDBOX_NAMESPACE = env_str("SANDBOX_NAMESPACE") or hashlib.sha1(REDIS_URL.encode()).hexdigest()[:10]
 
+# json: one object a line with the request, project, thread and run ids (apps/core/log_context).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", {"plain", "json"})
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "apps.core.log_context.JsonFormatter"},
+    },
+    "filters": {"context": {"()": "apps.core.log_context.ContextFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
+                             "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.server": {"level": "WARNING"},
