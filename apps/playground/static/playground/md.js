@@ -27,7 +27,7 @@ function inline(text) {
 }
 
 function fileLink(fileId, label) {
-  return `<a href="#" class="download" data-file-id="${escape(fileId)}">${label || "Download file"}</a>`;
+  return `<a href="#" class="download" data-file-id="${escape(fileId)}">⬇ ${label || "Download file"}</a>`;
 }
 
 export function markdown(source) {

@@ -124,7 +124,11 @@ function paint(entry) {
   }
   for (const link of body.querySelectorAll("a.download")) {
     link.addEventListener("click", guarded((event) => { event.preventDefault(); return download(link.dataset.fileId); }));
-    fileInfo(link.dataset.fileId).then((info) => { if (/^Download (file|image)$/.test(link.textContent)) link.textContent = `Download ${info.filename?.split("/").pop() || link.dataset.fileId}`; });
+    fileInfo(link.dataset.fileId).then((info) => {
+      const name = info.filename?.split("/").pop() || link.dataset.fileId;
+      if (link.textContent === "⬇ Download file") link.textContent = `⬇ ${name}`;
+      link.setAttribute("aria-label", `Download ${name}`);
+    });
   }
   node.replaceChildren(h("div", { class: "role" }, message.role === "user" ? "You" : "Assistant", message.status === "in_progress" ? " …" : ""), body);
   follow();
