@@ -24,7 +24,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
 def _secured(response: HttpResponse) -> HttpResponse:
     response["Content-Security-Policy"] = CSP
     response["X-Content-Type-Options"] = "nosniff"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     response["X-Frame-Options"] = "DENY"
     return response
 

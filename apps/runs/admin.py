@@ -115,8 +115,13 @@ class RunAdmin(ReadOnlyAdmin):
         hold the id itself (messages, tool calls)."""
         term = search_term.strip()
         if term.startswith("msg_"):
-            run_ids = Message.objects.filter(pk=term).values_list("run_id", flat=True)
-            return queryset.filter(pk__in=list(run_ids)), False
+            # An assistant's message names its run; a user's message, the runs of its thread.
+            message = Message.objects.filter(pk=term).first()
+            if message is None:
+                return queryset.none(), False
+            if message.run_id:
+                return queryset.filter(pk=message.run_id), False
+            return queryset.filter(thread_id=message.thread_id), False
         if term.startswith("call_"):
             return queryset.filter(Q(steps__step_details__icontains=term)
                                    | Q(required_action__icontains=term)).distinct(), True

@@ -12,6 +12,9 @@ import pytest
 
 from tests.conftest import make_client, new_project_key
 
+# Playwright's sync API keeps an event loop running in this thread; the ORM assertions of these
+# tests are plain blocking calls all the same.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run"]
