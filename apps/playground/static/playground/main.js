@@ -64,13 +64,19 @@ for (const tab of document.querySelectorAll(".tabs button")) {
 document.addEventListener("playground:view", (event) => setView(event.detail));
 
 (async () => {
-  if (!key.get()) return signInForm();
+  if (!key.get()) {
+    signInForm();
+    performance.mark("playground-interactive");
+    return;
+  }
   try {
-    await get("/assistants?limit=1");
+    await start(); // its first API calls also prove the stored key still works
   } catch (error) {
     if (error.status === 401) key.clear();
-    return signInForm(error);
+    started = false;
+    signInForm(error);
+    return;
   }
-  await guarded(start)();
   setView("thread");
+  performance.mark("playground-interactive"); // what benchmarks/bench_playground.py measures
 })();
