@@ -5,7 +5,7 @@ the only changes are actions that go through the runs services (cancel, expire).
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 from django.utils.html import format_html, format_html_join
 
 from apps.core.admin import CreatedFilter, ReadOnlyAdmin
@@ -130,8 +130,13 @@ class RunAdmin(ReadOnlyAdmin):
                 return queryset.filter(**{field: term}).distinct(), True
         return super().get_search_results(request, queryset, search_term)
 
+    def get_queryset(self, request):
+        # The list's durations need only the calls' stamps, fetched once for the page.
+        timings = ModelCall.objects.only("run_id", "started_ns", "first_token_ns", "finished_ns")
+        return super().get_queryset(request).prefetch_related(Prefetch("model_calls", queryset=timings))
+
     def _calls(self, run: Run) -> list[ModelCall]:
-        return list(run.model_calls.order_by("started_ns"))
+        return sorted(run.model_calls.all(), key=lambda call: call.started_ns)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = Run.objects.filter(pk=object_id).first()
@@ -163,7 +168,7 @@ class RunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="what the model was sent")
     def model_calls(self, run: Run):
-        return model_calls_html(run, self._calls(run))
+        return model_calls_html(run, list(ModelCall.objects.filter(run=run).order_by("started_ns")))
 
     @admin.display(description="usage")
     def usage_summary(self, run: Run) -> str:

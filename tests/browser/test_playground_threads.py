@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 from tests.browser.conftest import PHONE, shoot
 
 
@@ -95,3 +93,23 @@ def test_the_phone_layout_shows_one_pane_at_a_time(playground):
     page.keyboard.press("Tab")  # keyboard-usable: focus moves to a control
     assert page.evaluate("document.activeElement.tagName") in ("BUTTON", "INPUT", "SELECT", "TEXTAREA", "A")
     assert not playground.foreign_requests()
+
+
+def test_a_message_carries_its_attachments(playground, sdk, fake_upstream):
+    fake_upstream.reset()
+    sdk.beta.assistants.create(model="gpt-4o", name="Reader", tools=[{"type": "code_interpreter"}])
+    page = playground.page
+    page.reload()
+    page.get_by_role("button", name="New thread", exact=True).wait_for()
+    page.get_by_role("button", name="New thread", exact=True).click()
+    page.get_by_label("Attach files", exact=True).set_input_files(
+        [{"name": "numbers.csv", "mimeType": "text/csv", "buffer": b"n\n1\n2\n"}])
+    page.get_by_label("Attach for", exact=True).select_option("code_interpreter")
+    page.get_by_label("Message", exact=True).fill("Sum the numbers")
+    page.get_by_role("button", name="Send", exact=True).click()
+    page.locator("article.message.user").filter(has_text="Attached: numbers.csv").wait_for()
+    page.locator("#run-status").filter(has_text=": completed").wait_for()
+    thread_id = page.locator("#thread-current").inner_text()
+    sent = sdk.beta.threads.messages.list(thread_id, order="asc").data[0]
+    assert sent.attachments[0].tools[0].type == "code_interpreter"
+    assert sdk.files.retrieve(sent.attachments[0].file_id).filename == "numbers.csv"

@@ -103,7 +103,11 @@ function paint(entry) {
     }
   }
   if (message.attachments?.length) {
-    body.append(h("p", { class: "muted" }, `Attached: ${message.attachments.map((a) => a.file_id).join(", ")}`));
+    const names = h("span", {}, message.attachments.map((a) => a.file_id).join(", "));
+    Promise.all(message.attachments.map((a) => fileInfo(a.file_id))).then((infos) => {
+      names.textContent = infos.map((info) => info.filename).join(", ");
+    });
+    body.append(h("p", { class: "muted" }, "Attached: ", names));
   }
   if (footnotes.length) {
     const list = h("ol", { class: "footnotes", "aria-label": "Sources" });
