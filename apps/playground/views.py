@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 from django.views.static import serve
 
+from apps.core.errors import APIError
 from apps.core.models import Project
 from apps.playground.services import issue_staff_key
 
@@ -51,10 +52,14 @@ def asset(request: HttpRequest, path: str) -> HttpResponse:
 def staff(request: HttpRequest) -> HttpResponse:
     """A staff member picks a project; the answer carries that project's key in the page body
     (never the URL), which handoff.js keeps in local storage before loading the Playground."""
+    projects = Project.objects.order_by("name")
     if request.method == "POST":
-        raw = issue_staff_key(request.POST.get("project", ""), request.user.get_username())
+        try:
+            raw = issue_staff_key(request.POST.get("project", ""), request.user.get_username())
+        except APIError as error:
+            return _secured(render(request, "playground/staff.html",
+                                   {"projects": projects, "error": error.message}, status=400))
         response = render(request, "playground/handoff.html", {"key": raw})
         response["Cache-Control"] = "no-store"
         return _secured(response)
-    projects = Project.objects.order_by("name")
     return _secured(render(request, "playground/staff.html", {"projects": projects}))

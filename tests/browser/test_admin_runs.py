@@ -180,3 +180,15 @@ def test_the_playground_hand_off_needs_a_staff_session(origin):
 
     response = httpx2.get(f"{origin}/playground/staff/", timeout=10)
     assert response.status_code == 302 and response.headers["location"].startswith("/admin/login/")
+
+
+def test_the_hand_off_names_an_unknown_project(staff, orm):
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(User.objects.get(username=staff[0]))
+    answer = browser.post("/playground/staff/", {"project": "proj_missing"})
+    assert answer.status_code == 400
+    assert "No project found with id &#x27;proj_missing&#x27;." in answer.content.decode()
+    assert "playground-key" not in answer.content.decode()
