@@ -75,7 +75,7 @@ def durations_html(run: Run, calls: list[ModelCall]) -> SafeString:
     found = run_durations(run, calls)
     rows = [("queue wait (created → first model call)", found["queue_wait"]),
             ("time to first token", found["first_token"]),
-            ("total", found["total"] if found["total"] is not None else None)]
+            ("total", found["total"])]
     html = format_html_join("", "<div><b>{}</b>: {}</div>",
                             ((label, seconds(value)) for label, value in rows))
     if found["total"] is None:
