@@ -39,6 +39,19 @@ def cold_loads(browser, url: str, key: str | None) -> list[dict]:
     return results[1:]  # the first load also warms the server's own caches
 
 
+def floor(browser, url: str) -> list[float]:
+    """The same cold navigation to a tiny JSON answer (/healthz): what the browser and server
+    cost before the Playground does anything, on this machine as loaded as it is now."""
+    times = []
+    for _ in range(LOADS):
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        times.append(page.evaluate("() => performance.getEntriesByType('navigation')[0].loadEventEnd"))
+        context.close()
+    return times
+
+
 def report(label: str, results: list[dict]) -> None:
     tti = [r["interactive"] for r in results]
     first = results[0]
@@ -63,6 +76,9 @@ def main() -> int:
         try:
             report("signed in", cold_loads(browser, url, key))
             report("sign-in form", cold_loads(browser, url, None))
+            base = floor(browser, f"http://{stack.host}:{stack.port}/healthz")
+            print(f"floor (cold load of /healthz in a new context): p50 {statistics.median(base):.0f} ms, "
+                  f"p99 {percentile(base, 99):.0f} ms")
         finally:
             browser.close()
     return 0
