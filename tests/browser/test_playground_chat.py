@@ -170,7 +170,8 @@ def test_code_interpreter_code_logs_image_and_file_appear(playground, sdk, upstr
     code = page.locator(".tool-call pre.code")
     code.filter(has_text="import pandas").wait_for()
     assert "completed" not in page.locator("#run-status").inner_text()  # shown while it runs
-    page.locator(".tool-call pre.logs").filter(has_text="60").wait_for()
+    # A fresh sandbox may still be importing matplotlib: its first execution can take seconds.
+    page.locator(".tool-call pre.logs").filter(has_text="60").wait_for(timeout=60_000)
     wait_status(page, "completed")
     assert "df.plot(x='month'" in code.inner_text()
 
