@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "apps.threads",
     "apps.runs",
     "apps.vector_stores",
+    "apps.playground",
 ]
 
 MIDDLEWARE = [

@@ -15,6 +15,7 @@ api_patterns = [
 urlpatterns = [
     path("v1/", include(api_patterns)),
     path("admin/", admin.site.urls),
+    path("", include("apps.playground.urls")),
     path("healthz", healthz),
     path("readyz", readyz),
     # The admin's own CSS and JS, straight from the installed apps (no collectstatic step).

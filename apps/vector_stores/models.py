@@ -34,6 +34,9 @@ class FileBatch(ProjectScoped):
     # belong to several batches. (VectorStoreFile.batch only records the batch that added it.)
     store_files = models.ManyToManyField("VectorStoreFile", related_name="file_batches", blank=True)
 
+    class Meta:
+        verbose_name_plural = "file batches"
+
     def __str__(self) -> str:
         return self.id
 

@@ -38,6 +38,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"\nAssistants API serving at http://{stack.host}:{stack.port}/v1\n"
                 f"Dev API key (also in {settings.DATA_DIR / 'dev-api-key'}):\n{key}\n"
+                f"Playground: http://{stack.host}:{stack.port}/playground/ (sign in with the key above)\n"
                 "Press Ctrl-C to stop.\n"
             )
             while not stopping:
