@@ -1,13 +1,26 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import setup_logging, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
 
 app = Celery("assistants")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["workers"], related_name="tasks")
+
+
+@setup_logging.connect
+def use_django_logging(**kwargs) -> None:
+    """Workers and beat log through settings.LOGGING (a file and a quieter terminal under
+    `make run`) instead of Celery's own handlers."""
+    import logging
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+    logging.captureWarnings(True)
 
 
 @worker_ready.connect
