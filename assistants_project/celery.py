@@ -1,7 +1,16 @@
+import logging
 import os
 
-from celery import Celery
-from celery.signals import setup_logging, worker_ready
+if os.environ.get("LOG_FILE"):
+    # `make run`: Python warnings at start-up (Celery's "running as root") go to this child's
+    # log file, not the terminal; they come before Celery sets up logging.
+    logging.captureWarnings(True)
+    _warnings_log = logging.getLogger("py.warnings")
+    _warnings_log.addHandler(logging.FileHandler(os.environ["LOG_FILE"]))
+    _warnings_log.propagate = False
+
+from celery import Celery  # noqa: E402
+from celery.signals import setup_logging, worker_ready  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
 
@@ -14,7 +23,6 @@ app.autodiscover_tasks(["workers"], related_name="tasks")
 def use_django_logging(**kwargs) -> None:
     """Workers and beat log through settings.LOGGING (a file and a quieter terminal under
     `make run`) instead of Celery's own handlers."""
-    import logging
     import logging.config
 
     from django.conf import settings

@@ -73,12 +73,20 @@ def wants_embedded_chat(env: Mapping[str, str]) -> bool:
     return default or _routes_embedded(env)
 
 
+def llm_base_url(env: Mapping[str, str]) -> str:
+    """LLM_BASE_URL; unset, OpenAI's with a key, else the embedded server once it serves."""
+    if env.get("LLM_BASE_URL"):
+        return env["LLM_BASE_URL"]
+    if env.get("LLM_EMBEDDED_URL") and not env.get("LLM_API_KEY"):
+        return env["LLM_EMBEDDED_URL"]
+    return OPENAI_BASE_URL
+
+
 def remote_embeddings_url(env: Mapping[str, str]) -> str:
     """EMBEDDINGS_BASE_URL, else OpenAI's when the LLM is OpenAI with a key."""
     if "EMBEDDINGS_BASE_URL" in env:
         return env["EMBEDDINGS_BASE_URL"]
-    llm_url = env.get("LLM_BASE_URL") or (OPENAI_BASE_URL if env.get("LLM_API_KEY") else "")
-    is_openai = llm_url.rstrip("/") == OPENAI_BASE_URL and bool(env.get("LLM_API_KEY"))
+    is_openai = llm_base_url(env).rstrip("/") == OPENAI_BASE_URL and bool(env.get("LLM_API_KEY"))
     return OPENAI_BASE_URL if is_openai else ""
 
 

@@ -161,8 +161,7 @@ CELERY_BEAT_SCHEDULE = {
 LLM_API_KEY = env_str("LLM_API_KEY", "")
 LLM_EMBEDDED_URL = env_str("LLM_EMBEDDED_URL", "")
 LLM_EMBEDDED_MODEL = env_str("LLM_EMBEDDED_MODEL", "")
-LLM_BASE_URL = env_str("LLM_BASE_URL") or (
-    LLM_EMBEDDED_URL if LLM_EMBEDDED_URL and not LLM_API_KEY else embedded_models.OPENAI_BASE_URL)
+LLM_BASE_URL = embedded_models.llm_base_url(os.environ)
 LLM_ROUTES = env_str("LLM_ROUTES", "")
 LLM_TIMEOUT = env_float("LLM_TIMEOUT", 120.0, minimum=1.0)
 LLM_RETRY_BUDGET_SECONDS = env_float("LLM_RETRY_BUDGET_SECONDS", 30.0, minimum=0.0)
@@ -185,8 +184,8 @@ EMBEDDINGS_BASE_URL = {"remote": embedded_models.remote_embeddings_url(os.enviro
                        "embedded": EMBEDDINGS_EMBEDDED_URL, "none": ""}[EMBEDDINGS_BACKEND]
 _LLM_IS_OPENAI = LLM_BASE_URL.rstrip("/") == embedded_models.OPENAI_BASE_URL and bool(LLM_API_KEY)
 EMBEDDINGS_API_KEY = env_str("EMBEDDINGS_API_KEY", LLM_API_KEY if _LLM_IS_OPENAI else "")
-EMBEDDINGS_MODEL = env_str("EMBEDDINGS_MODEL", embedded_models.EMBEDDINGS_MODEL_NAME
-                           if _EMBEDDED_EMBEDDINGS else "text-embedding-3-large")
+EMBEDDINGS_MODEL = env_str("EMBEDDINGS_MODEL") or (
+    embedded_models.EMBEDDINGS_MODEL_NAME if _EMBEDDED_EMBEDDINGS else "text-embedding-3-large")
 # The chunk column's size: set when first migrated; a later change is checked at `migrate` and
 # needs `manage.py reembed` once chunks have vectors (apps/vector_stores/dimensions.py).
 EMBEDDINGS_DIMENSIONS = env_int("EMBEDDINGS_DIMENSIONS", embedded_models.EMBEDDINGS_DIMENSIONS

