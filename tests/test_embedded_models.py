@@ -16,7 +16,9 @@ from pathlib import Path
 
 import httpx2
 import openai
+import psycopg
 import pytest
+import yaml
 
 from apps.core.banner import upstream_problem
 from assistants_project import embedded_models
@@ -157,8 +159,8 @@ def test_a_different_embedding_model_or_size_stops_migrate_with_the_reembed_comm
 def test_reembed_rebuilds_every_vector_after_a_model_change(models_stack, sdk, password_store):
     stack, _ = models_stack
     # As if the vectors had been made by another model of the same size.
-    _shell(stack, "from apps.vector_stores.models import EmbeddingSpace; "
-                  "EmbeddingSpace.objects.update(model='older-model')")
+    with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as connection:
+        connection.execute("UPDATE vector_stores_embeddingspace SET model = 'older-model'")
     refused = _manage(stack, "migrate", "--noinput")
     assert refused.returncode != 0 and "made by older-model" in refused.stderr
     result = _manage(stack, "reembed")
@@ -194,6 +196,20 @@ def test_an_upstream_that_cannot_work_is_named_at_start_up():
     assert "LLM_API_KEY is not set" in openai_without_key
     dead = f"http://127.0.0.1:{_free_port()}/v1"
     assert upstream_problem({"LLM_BASE_URL": dead}) == f"LLM_BASE_URL={dead} refuses connections: runs fail until it answers."
+
+
+def test_the_compose_llm_profile_runs_the_same_model_server():
+    result = subprocess.run(["docker-compose", "-f", str(BASE_DIR / "docker-compose.yml"), "--profile", "llm",
+                             "config"], env={**os.environ, "SECRET_KEY": "test"}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    llm = services["llm"]
+    assert llm["command"][:3] == ["python", "-m", "assistants_project.model_server"]
+    assert {"--chat", "--embeddings"} <= set(llm["command"]) and llm["build"]["args"]["WITH_MODELS"] == "1"
+    assert "healthcheck" in llm
+    environment = services["worker-runs"]["environment"]
+    assert environment["LLM_EMBEDDED_URL"] == "http://llm:8080/v1"
+    assert environment["EMBEDDINGS_EMBEDDED_URL"] == "http://llm:8081/v1"
 
 
 def _restart_runs_worker(stack: Stack, **env: str) -> None:
