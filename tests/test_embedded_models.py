@@ -255,3 +255,41 @@ def test_with_the_embedded_model_off_a_broken_upstream_fails_the_first_run_at_on
     run, seconds = _run_until_done(sdk, "gpt-4o")
     assert run.status == "failed" and seconds < 2, (run.status, seconds)
     assert "LLM_API_KEY is not set" in run.last_error.message
+
+
+def test_make_run_prints_one_banner_and_keeps_worker_chatter_in_log_files():
+    """`manage.py serve` (what `make run` runs) on a fresh DATA_DIR, with the embedded models off
+    and an upstream that refuses connections."""
+    data_dir = BASE_DIR / ".data" / "test-serve"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    port, dead = _free_port(), f"http://127.0.0.1:{_free_port()}/v1"
+    env = {**os.environ, **NO_MODEL_SETTINGS, "DJANGO_SETTINGS_MODULE": "assistants_project.settings",
+           "DATA_DIR": str(data_dir), "PORT": str(port), "LLM_BASE_URL": dead,
+           "EMBEDDINGS_BACKEND": "none", "SANDBOX_WARM_POOL_SIZE": "0",
+           "MAINTENANCE_INTERVAL_SECONDS": "0.5"}
+    serve = subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), "serve"], env=env, cwd=BASE_DIR,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and serve.poll() is None:
+            lines.append(serve.stdout.readline())
+            if lines[-1].startswith("Press Ctrl-C"):
+                break
+        time.sleep(3)  # beat ticks and workers settle: none of it may reach the terminal
+    finally:
+        os.killpg(serve.pid, 2)
+        rest, _ = serve.communicate(timeout=120)
+    terminal = "".join(lines)
+    assert terminal.count("Assistants API ready at") == 1, terminal + rest
+    assert f"ready at http://127.0.0.1:{port}/v1" in terminal
+    key = (data_dir / "dev-api-key").read_text().strip()
+    assert f"Dev API key:    {key}" in terminal
+    assert f"Warning: LLM_BASE_URL={dead} refuses connections" in terminal
+    assert "Embeddings:     none: file_search is keyword-only" in terminal and "Code Interpreter:" in terminal
+    after_banner = rest.replace("Stopping…", "").strip()
+    for chatter in ("[queues]", "Sending due task", "SecurityWarning", " INFO "):
+        assert chatter not in terminal + after_banner, chatter
+    assert "Sending due task" in (data_dir / "logs" / "beat.log").read_text()
+    worker_log = (data_dir / "logs" / "worker-runs.log").read_text()
+    assert "[queues]" in worker_log and "SecurityWarning" in worker_log
