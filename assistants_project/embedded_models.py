@@ -159,9 +159,9 @@ def model_server_argv(env: Mapping[str, str], state_file: Path, *, chat: bool,
 
 
 def start_model_server(env: Mapping[str, str], data_dir: Path, *, chat: bool, embeddings: bool,
-                       stdout=None, timeout: float = 180.0) -> ModelServer:
+                       stdout=None, timeout: float = 180.0, name: str = "server") -> ModelServer:
     """Start the model server child and wait until it serves (it writes its state file)."""
-    state_file = data_dir / "models" / "server.json"
+    state_file = data_dir / "models" / f"{name}.json"
     state_file.unlink(missing_ok=True)
     argv = model_server_argv(env, state_file, chat=chat, embeddings=embeddings)
     process = subprocess.Popen(argv, env=dict(env), stdout=stdout,

@@ -119,19 +119,19 @@ class EmbeddingsHandler(BaseHTTPRequestHandler):
                              f"not {dimensions}: set EMBEDDINGS_DIMENSIONS={self.model.dim}.",
                         "dimensions")
             return
-        vectors = self._embed(texts)
+        vectors, tokens = self._embed(texts)
         as_base64 = request.get("encoding_format") == "base64"
         data = [{"object": "embedding", "index": i,
                  "embedding": base64.b64encode(v.tobytes()).decode() if as_base64 else v.tolist()}
                 for i, v in enumerate(vectors)]
-        tokens = sum(len(t.split()) for t in texts)
         self._json(200, {"object": "list", "data": data, "model": self.model_name,
                          "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
-    def _embed(self, texts: list[str]) -> list:
+    def _embed(self, texts: list[str]) -> tuple[list, int]:
         queries = [i for i, t in enumerate(texts) if t.startswith(embedded_models.QUERY_PREFIX)]
         passages = [i for i in range(len(texts)) if i not in set(queries)]
         vectors: list = [None] * len(texts)
+        tokens = 0
         # One inference at a time: the engine already spreads one batch over its threads.
         with self.lock:
             for indices, is_query, prefix in ((queries, True, embedded_models.QUERY_PREFIX),
@@ -141,7 +141,8 @@ class EmbeddingsHandler(BaseHTTPRequestHandler):
                 stripped = [texts[i].removeprefix(prefix) for i in indices]
                 for i, vector in zip(indices, self.model.encode(stripped, is_query), strict=True):
                     vectors[i] = vector
-        return vectors
+                tokens += sum(self.model.token_count(text, is_query) for text in stripped)
+        return vectors, tokens
 
 
 def start_embeddings(threads: int, host: str, port: int = 0) -> tuple[ThreadingHTTPServer, dict]:

@@ -293,3 +293,13 @@ def test_make_run_prints_one_banner_and_keeps_worker_chatter_in_log_files():
     assert "Sending due task" in (data_dir / "logs" / "beat.log").read_text()
     worker_log = (data_dir / "logs" / "worker-runs.log").read_text()
     assert "[queues]" in worker_log and "SecurityWarning" in worker_log
+
+    # That database was made keyword-only (256-d column). `reembed` works with `make run` stopped:
+    # it starts the embedded Postgres and embedding model itself and resizes the column.
+    env = {**os.environ, **NO_MODEL_SETTINGS, "DJANGO_SETTINGS_MODULE": "assistants_project.settings",
+           "DATA_DIR": str(data_dir)}
+    result = subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), "reembed"], env=env, cwd=BASE_DIR,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Re-embedded 0 chunks with multilingual-e5-small (384 dimensions)." in result.stdout
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()

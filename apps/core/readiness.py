@@ -56,7 +56,9 @@ def _chat() -> dict:
         return {"ok": True, "backend": "embedded", "model": settings.LLM_EMBEDDED_MODEL,
                 "context_tokens": settings.LLM_CONTEXT_TOKENS,
                 "note": "a small local demo model: set LLM_BASE_URL (and LLM_API_KEY) for a real one"}
-    return {"ok": True, "backend": "remote", "base_url": settings.LLM_BASE_URL}
+    from urllib.parse import urlsplit
+
+    return {"ok": True, "backend": "remote", "host": urlsplit(settings.LLM_BASE_URL).hostname}
 
 
 def check_readiness() -> dict:
