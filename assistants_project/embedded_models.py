@@ -139,7 +139,10 @@ def chat_model_path(env: Mapping[str, str]) -> Path:
 
 
 def threads(env: Mapping[str, str]) -> int:
-    return int(env.get("LLM_THREADS") or 0) or min(4, os.cpu_count() or 1)
+    """LLM_THREADS, else one core less than the machine has (at most 4): llama.cpp's threads
+    spin while they wait for each other, so sharing every core with the web and workers makes
+    a 2-core machine several times slower (benchmarks/bench_models.py)."""
+    return int(env.get("LLM_THREADS") or 0) or max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
 def model_server_argv(env: Mapping[str, str], state_file: Path, *, chat: bool,

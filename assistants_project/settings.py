@@ -167,7 +167,7 @@ LLM_TIMEOUT = env_float("LLM_TIMEOUT", 120.0, minimum=1.0)
 LLM_RETRY_BUDGET_SECONDS = env_float("LLM_RETRY_BUDGET_SECONDS", 30.0, minimum=0.0)
 # The local GGUF the embedded server serves (default: the bundled SmolLM2-135M demo model), its
 # context window (0: the model's own, at most 8192; the stack passes on the real one, which
-# `auto` truncation uses) and its CPU threads (0: up to 4).
+# `auto` truncation uses) and its CPU threads (0: one less than the cores, at most 4).
 LLM_MODEL_PATH = env_str("LLM_MODEL_PATH", "")
 LLM_CONTEXT_TOKENS = env_int("LLM_CONTEXT_TOKENS", 0, minimum=0)
 LLM_THREADS = env_int("LLM_THREADS", 0, minimum=0)

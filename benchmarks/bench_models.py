@@ -1,7 +1,7 @@
 """The embedded models on this machine: for chat (the bundled SmolLM2, or LLM_MODEL_PATH) time to
 first token, tokens/s and the server's RSS; for embeddings (multilingual-e5-small) chunks/s
 and single-query latency. Each model runs alone in the real model server process, with
-LLM_THREADS threads (default 2). Also prints the answers, to judge their quality."""
+LLM_THREADS threads (default 1: the machine is shared). Also prints the answers, to judge their quality."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def bench_embeddings(env: dict[str, str], directory: Path) -> None:
 
 def main() -> None:
     env = dict(os.environ)
-    env.setdefault("LLM_THREADS", "2")
+    env.setdefault("LLM_THREADS", "1")
     print(f"threads: {env['LLM_THREADS']}, cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(prefix="bench-models-") as scratch:
         directory = Path(scratch)
