@@ -51,6 +51,7 @@ def models_stack():
     shutil.rmtree(data_dir, ignore_errors=True)
     stack = Stack(data_dir=data_dir, port=_free_port(), log_dir=data_dir / "logs", with_beat=False,
                   extra_env={**NO_MODEL_SETTINGS, "LLM_THREADS": "1", "SANDBOX_WARM_POOL_SIZE": "0",
+                             "LLM_ROUTES": f"openai-={embedded_models.OPENAI_BASE_URL}",
                              # tests.settings pins the shared test DATA_DIR; this stack has its own.
                              "DJANGO_SETTINGS_MODULE": "assistants_project.settings"})
     try:
@@ -212,59 +213,34 @@ def test_the_compose_llm_profile_runs_the_same_model_server():
     assert environment["EMBEDDINGS_EMBEDDED_URL"] == "http://llm:8081/v1"
 
 
-def _restart_runs_worker(stack: Stack, **env: str) -> None:
-    stack.env.update(env)
-    stack.stop_child("worker-runs")
-    stack.start_worker("runs")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        workers = httpx2.get(f"http://{stack.host}:{stack.port}/readyz", timeout=10).json()["checks"]["workers"]
-        if "runs" not in workers.get("missing_queues", ["runs"]):
-            return
-        time.sleep(0.3)
-    raise TimeoutError("the runs worker did not come back")
-
-
 def _run_until_done(sdk, model: str):
     assistant = sdk.beta.assistants.create(model=model)
     thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "Hi"}])
     started = time.monotonic()
     run = sdk.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id,
                                        max_completion_tokens=256)
-    while run.status in ("queued", "in_progress"):
+    while run.status in ("queued", "in_progress") and time.monotonic() - started < 120:
         time.sleep(0.05)
         run = sdk.beta.threads.runs.retrieve(run.id, thread_id=thread.id)
     return run, time.monotonic() - started
 
 
-def test_with_the_embedded_model_off_a_broken_upstream_fails_the_first_run_at_once(models_stack, sdk):
-    stack, _ = models_stack
-    dead = f"http://127.0.0.1:{_free_port()}/v1"
-    # The embedded model stays reachable as one route among others; its run also warms the
-    # fresh worker up, so the timing below is the failure's, not the first import's.
-    _restart_runs_worker(stack, LLM_BASE_URL=dead, LLM_ROUTES="local-=embedded",
-                         LLM_RETRY_BUDGET_SECONDS="30")
-    routed, _ = _run_until_done(sdk, "local-smollm")
-    assert routed.status in ("completed", "incomplete"), routed.last_error
-    run, seconds = _run_until_done(sdk, "gpt-4o")
+def test_a_route_to_openai_without_a_key_fails_at_once_naming_the_setting(sdk):
+    run, seconds = _run_until_done(sdk, "openai-gpt-4o")
     assert run.status == "failed" and seconds < 2, (run.status, seconds)
-    assert "connection was refused" in run.last_error.message and "LLM_BASE_URL" in run.last_error.message
-
-    _restart_runs_worker(stack, LLM_BASE_URL=embedded_models.OPENAI_BASE_URL)
-    _run_until_done(sdk, "local-smollm")
-    run, seconds = _run_until_done(sdk, "gpt-4o")
-    assert run.status == "failed" and seconds < 2, (run.status, seconds)
-    assert "LLM_API_KEY is not set" in run.last_error.message
+    assert run.last_error.message.startswith("LLM_ROUTES (openai-=) sends this model to OpenAI's API")
 
 
 def test_make_run_prints_one_banner_and_keeps_worker_chatter_in_log_files():
-    """`manage.py serve` (what `make run` runs) on a fresh DATA_DIR, with the embedded models off
-    and an upstream that refuses connections."""
+    """`manage.py serve` (what `make run` runs) on a fresh DATA_DIR, with an upstream that
+    refuses connections as LLM_BASE_URL: the embedded model is off as the default and serves
+    only as one LLM_ROUTES route."""
     data_dir = BASE_DIR / ".data" / "test-serve"
     shutil.rmtree(data_dir, ignore_errors=True)
     port, dead = _free_port(), f"http://127.0.0.1:{_free_port()}/v1"
     env = {**os.environ, **NO_MODEL_SETTINGS, "DJANGO_SETTINGS_MODULE": "assistants_project.settings",
            "DATA_DIR": str(data_dir), "PORT": str(port), "LLM_BASE_URL": dead,
+           "LLM_ROUTES": "local-=embedded", "LLM_THREADS": "1",
            "EMBEDDINGS_BACKEND": "none", "SANDBOX_WARM_POOL_SIZE": "0",
            "MAINTENANCE_INTERVAL_SECONDS": "0.5"}
     serve = subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), "serve"], env=env, cwd=BASE_DIR,
@@ -276,14 +252,21 @@ def test_make_run_prints_one_banner_and_keeps_worker_chatter_in_log_files():
             lines.append(serve.stdout.readline())
             if lines[-1].startswith("Press Ctrl-C"):
                 break
-        time.sleep(3)  # beat ticks and workers settle: none of it may reach the terminal
+        key = (data_dir / "dev-api-key").read_text().strip()
+        sdk = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
+        # The route's run also warms the fresh worker up: the timing below is the failure's.
+        routed, _ = _run_until_done(sdk, "local-smollm")
+        assert routed.status in ("completed", "incomplete"), routed.last_error
+        failed, seconds = _run_until_done(sdk, "gpt-4o")
+        assert failed.status == "failed" and seconds < 2, (failed.status, seconds)
+        assert failed.last_error.message == (
+            f"Could not reach the model provider at {dead}: the connection was refused. Check LLM_BASE_URL.")
     finally:
         os.killpg(serve.pid, 2)
         rest, _ = serve.communicate(timeout=120)
     terminal = "".join(lines)
     assert terminal.count("Assistants API ready at") == 1, terminal + rest
     assert f"ready at http://127.0.0.1:{port}/v1" in terminal
-    key = (data_dir / "dev-api-key").read_text().strip()
     assert f"Dev API key:    {key}" in terminal
     assert f"Warning: LLM_BASE_URL={dead} refuses connections" in terminal
     assert "Embeddings:     none: file_search is keyword-only" in terminal and "Code Interpreter:" in terminal

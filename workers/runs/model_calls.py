@@ -101,6 +101,9 @@ def backend_problem(backend: Backend) -> str | None:
         return (f"No model backend is configured ({backend.setting} is empty and the embedded "
                 "model is not running).")
     if backend.base_url.rstrip("/") == OPENAI_BASE_URL and not backend.api_key:
+        if backend.setting.startswith("LLM_ROUTES"):
+            return (f"{backend.setting} sends this model to OpenAI's API ({OPENAI_BASE_URL}) with "
+                    "no key: give the route one (prefix=url|key).")
         return (f"{backend.setting} is OpenAI's API ({OPENAI_BASE_URL}) but LLM_API_KEY is not "
                 "set: set LLM_API_KEY, point LLM_BASE_URL at another backend, or unset both to "
                 "use the embedded model.")
