@@ -1,13 +1,40 @@
+import logging
 import os
 
-from celery import Celery
-from celery.signals import before_task_publish, task_postrun, task_prerun, worker_ready
+if os.environ.get("LOG_FILE"):
+    # `make run`: Python warnings at start-up (Celery's "running as root") go to this child's
+    # log file, not the terminal; they come before Celery sets up logging.
+    logging.captureWarnings(True)
+    _warnings_log = logging.getLogger("py.warnings")
+    _warnings_log.addHandler(logging.FileHandler(os.environ["LOG_FILE"]))
+    _warnings_log.propagate = False
+
+from celery import Celery  # noqa: E402
+from celery.signals import (  # noqa: E402
+    before_task_publish,
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_ready,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
 
 app = Celery("assistants")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["workers"], related_name="tasks")
+
+
+@setup_logging.connect
+def use_django_logging(**kwargs) -> None:
+    """Workers and beat log through settings.LOGGING (a file and a quieter terminal under
+    `make run`) instead of Celery's own handlers."""
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+    logging.captureWarnings(True)
 
 
 @worker_ready.connect

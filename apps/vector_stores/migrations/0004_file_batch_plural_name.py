@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('vector_stores', '0002_batch_store_files_and_text_names'),
+        ('vector_stores', '0003_embedding_space'),
     ]
 
     operations = [
