@@ -170,7 +170,7 @@ class RunExecution:
                                     should_stop=self.should_stop)
         try:
             completion = stream_completion(self._request(messages, remaining_completion),
-                                           run.model, callbacks)
+                                           run.model, callbacks, project_id=run.project_id)
         except Stopped:
             writer.save_progress()
             self._stop_now()
