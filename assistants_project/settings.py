@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -174,8 +175,10 @@ STORAGE_QUOTA_BYTES = env_int("STORAGE_QUOTA_BYTES", 100 * 1000**3, minimum=1)
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=1)
 IDEMPOTENCY_WAIT_SECONDS = env_float("IDEMPOTENCY_WAIT_SECONDS", 10.0, minimum=0.0)
 RETRY_MATCH_WINDOW_SECONDS = env_int("RETRY_MATCH_WINDOW_SECONDS", 120, minimum=0)
-# Prometheus multi-process files: every process of one host writes here, /metrics sums them.
-METRICS_DIR = env_path("PROMETHEUS_MULTIPROC_DIR", DATA_DIR / "metrics")
+# Prometheus multi-process files: the processes of one machine (or one container) write here
+# and /metrics sums them. Local, never on a volume shared by containers (file names are pids).
+METRICS_DIR = env_path("PROMETHEUS_MULTIPROC_DIR", Path(tempfile.gettempdir()) / (
+    "assistants-metrics-" + hashlib.sha1(str(DATA_DIR).encode()).hexdigest()[:10]))
 
 # Upstream model provider (any OpenAI-compatible endpoint).
 LLM_BASE_URL = env_str("LLM_BASE_URL", "https://api.openai.com/v1")

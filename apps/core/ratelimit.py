@@ -51,7 +51,8 @@ if now < new_tat - period then
   return {0, 0, math.ceil(tat - now), math.ceil(new_tat - period - now)}
 end
 redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now))
-return {1, math.floor((period - (new_tat - now)) / interval), math.ceil(new_tat - now), 0}
+-- (the small epsilon keeps 60000/9-style intervals from flooring 8 to 7)
+return {1, math.floor((period - (new_tat - now)) / interval + 1e-6), math.ceil(new_tat - now), 0}
 """
 
 
