@@ -109,6 +109,8 @@ def test_every_request_class_carries_the_rate_limit_headers(stack, orm, api_base
         invalid = http.post("/assistants", json={"model": "gpt-4o", "temperature": 9})
         assert invalid.status_code == 400 and invalid.headers["x-should-retry"] == "false"
         check(invalid, 8, 5)
+        unknown = http.get("/no-such-endpoint")
+        assert unknown.status_code == 404 and unknown.headers["x-should-retry"] == "false"
 
 
 def test_the_reset_header_uses_openais_duration_format():
