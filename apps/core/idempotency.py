@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 
 import redis
@@ -56,7 +55,6 @@ class Claim:
     kind: str  # "key" (Idempotency-Key) or "retry" (a recognised SDK retry of runs.create)
     fingerprint: str | None  # None until a multipart body has been parsed by the view
     ttl: int
-    token: str
 
 
 def _body_fingerprint(request) -> str:
@@ -104,8 +102,8 @@ def begin(request, project) -> Claim | None:
     else:
         return None
     client = limiter().client
-    claim = Claim(key, kind, fingerprint, ttl, uuid.uuid4().hex)
-    pending = json.dumps({"state": "pending", "fp": fingerprint, "token": claim.token})
+    claim = Claim(key, kind, fingerprint, ttl)
+    pending = json.dumps({"state": "pending", "fp": fingerprint})
     try:
         if kind == "retry" and not (retry_count.strip().isdigit() and int(retry_count) > 0):
             # A first attempt does the work, whatever an earlier call left: later retries match it.
@@ -118,11 +116,10 @@ def begin(request, project) -> Claim | None:
             record = _read(client, key)
             if record is None:
                 continue  # expired between the two calls: try to claim again
+            _check_same_body(record, request, header_key)  # a different body is refused at once
             if record["state"] == "done":
-                _check_same_body(record, request, header_key)
                 raise Replay(_replayed(record, kind, project))
             if time.monotonic() >= deadline:
-                _check_same_body(record, request, header_key)
                 raise IdempotencyConflict(
                     "Another request with the same "
                     + (f"Idempotency-Key '{header_key}'" if header_key else "body")
@@ -138,7 +135,12 @@ def begin(request, project) -> Claim | None:
 
 
 def _check_same_body(record: dict, request, header_key: str | None) -> None:
-    if header_key and record.get("fp") is not None and record["fp"] != _body_fingerprint(request):
+    if not header_key or record.get("fp") is None:
+        return
+    django_request = request._request
+    if not hasattr(django_request, "idempotency_fingerprint"):  # parse a multipart body once
+        django_request.idempotency_fingerprint = _body_fingerprint(request)
+    if record["fp"] != django_request.idempotency_fingerprint:
         raise InvalidRequestError(
             f"Keys for idempotent requests can only be used with the same parameters they were "
             f"first used with. Try using a key other than '{header_key}' if you meant to execute "
