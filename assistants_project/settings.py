@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -55,6 +56,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
+    "apps.core.retry_headers.RetryHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -166,6 +168,31 @@ CELERY_BEAT_SCHEDULE = {
     "maintain-sandbox-sessions": {"task": "workers.sandbox.tasks.maintain_sessions",
                                   "schedule": MAINTENANCE_INTERVAL_SECONDS},
 }
+
+# Rate limits per project and request class (requests per minute; 0 = unlimited), the
+# Assistants FAQ's figures by default. A project's own fields (admin) override these.
+RATE_LIMITS_ENABLED = env_bool("RATE_LIMITS_ENABLED", True)
+RATE_LIMIT_GET_RPM = env_int("RATE_LIMIT_GET_RPM", 1000, minimum=0)
+RATE_LIMIT_POST_RPM = env_int("RATE_LIMIT_POST_RPM", 300, minimum=0)
+RATE_LIMIT_RUNS_RPM = env_int("RATE_LIMIT_RUNS_RPM", 200, minimum=0)
+RATE_LIMIT_DELETE_RPM = env_int("RATE_LIMIT_DELETE_RPM", 300, minimum=0)
+# The limiter's own Redis (the main one unless set); it fails open when unreachable.
+RATE_LIMIT_REDIS_URL = env_str("RATE_LIMIT_REDIS_URL") or REDIS_URL
+# Optional quotas, off by default: model tokens per minute per project and model (0 = off),
+# and total stored file bytes per project (the FAQ's 100 GB when enabled).
+TOKEN_QUOTA_TPM = env_int("TOKEN_QUOTA_TPM", 0, minimum=0)
+STORAGE_QUOTA_ENABLED = env_bool("STORAGE_QUOTA_ENABLED", False)
+STORAGE_QUOTA_BYTES = env_int("STORAGE_QUOTA_BYTES", 100 * 1000**3, minimum=1)
+# Safe retries: an Idempotency-Key's first response is replayed for 24 h; a concurrent
+# duplicate waits this long for it before a 409; an SDK retry (x-stainless-retry-count > 0)
+# of a key-less runs.create is matched to its first attempt for this long after it finished.
+IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=1)
+IDEMPOTENCY_WAIT_SECONDS = env_float("IDEMPOTENCY_WAIT_SECONDS", 10.0, minimum=0.0)
+RETRY_MATCH_WINDOW_SECONDS = env_int("RETRY_MATCH_WINDOW_SECONDS", 120, minimum=0)
+# Prometheus multi-process files: the processes of one machine (or one container) write here
+# and /metrics sums them. Local, never on a volume shared by containers (file names are pids).
+METRICS_DIR = env_path("PROMETHEUS_MULTIPROC_DIR", Path(tempfile.gettempdir()) / (
+    "assistants-metrics-" + hashlib.sha1(str(DATA_DIR).encode()).hexdigest()[:10]))
 
 # Upstream model provider (any OpenAI-compatible endpoint). With neither LLM_BASE_URL nor
 # LLM_API_KEY, the stack serves an embedded model (assistants_project.embedded_models) and

@@ -172,7 +172,8 @@ class RunExecution:
         request = self._request(messages, remaining_completion)
         call = record_model_call(run, request, context, budget)  # what the model is sent (admin)
         try:
-            completion = stream_completion(request, run.model, call.watch(callbacks))
+            completion = stream_completion(request, run.model, call.watch(callbacks),
+                                           project_id=run.project_id)
         except Stopped:
             writer.save_progress()
             self._stop_now()

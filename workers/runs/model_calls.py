@@ -184,11 +184,34 @@ def _classify(exc: BaseException, model: str = "") -> tuple[bool, UpstreamError]
     return False, UpstreamError("server_error", f"The model call failed: {exc}")
 
 
-def stream_completion(request: dict, model: str, callbacks: StreamCallbacks) -> Completion:
-    """One completion, streamed into `callbacks`; retried while nothing has been emitted."""
+def stream_completion(request: dict, model: str, callbacks: StreamCallbacks,
+                      project_id: str | None = None) -> Completion:
+    """One completion, streamed into `callbacks`; retried while nothing has been emitted.
+    With `project_id`, the project's token quota is checked first and charged after."""
     problem = backend_problem(backend_for(model))
     if problem is not None:
         raise UpstreamError("server_error", problem)
+    quota = _check_token_quota(project_id, model)
+    result = _stream_with_retries(request, model, callbacks)
+    if quota:
+        from apps.core.quotas import record_tokens
+
+        record_tokens(project_id, model, result.prompt_tokens + result.completion_tokens)
+    return result
+
+
+def _check_token_quota(project_id: str | None, model: str) -> int:
+    if project_id is None:
+        return 0
+    from apps.core.quotas import TokenQuotaExceeded, check_tokens
+
+    try:
+        return check_tokens(project_id, model)
+    except TokenQuotaExceeded as exceeded:
+        raise UpstreamError("rate_limit_exceeded", exceeded.message) from None
+
+
+def _stream_with_retries(request: dict, model: str, callbacks: StreamCallbacks) -> Completion:
     budget_ends = time.monotonic() + settings.LLM_RETRY_BUDGET_SECONDS
     attempt = 0
     while True:
