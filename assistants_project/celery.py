@@ -1,13 +1,40 @@
+import logging
 import os
 
-from celery import Celery
-from celery.signals import worker_ready
+if os.environ.get("LOG_FILE"):
+    # `make run`: Python warnings at start-up (Celery's "running as root") go to this child's
+    # log file, not the terminal; they come before Celery sets up logging.
+    logging.captureWarnings(True)
+    _warnings_log = logging.getLogger("py.warnings")
+    _warnings_log.addHandler(logging.FileHandler(os.environ["LOG_FILE"]))
+    _warnings_log.propagate = False
+
+from celery import Celery  # noqa: E402
+from celery.signals import (  # noqa: E402
+    before_task_publish,
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_ready,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
 
 app = Celery("assistants")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["workers"], related_name="tasks")
+
+
+@setup_logging.connect
+def use_django_logging(**kwargs) -> None:
+    """Workers and beat log through settings.LOGGING (a file and a quieter terminal under
+    `make run`) instead of Celery's own handlers."""
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+    logging.captureWarnings(True)
 
 
 @worker_ready.connect
@@ -28,3 +55,29 @@ def warm_up(sender, **kwargs) -> None:
         get_encoding("o200k_base")
 
     threading.Thread(target=load, name="warm-up", daemon=True).start()
+
+
+@before_task_publish.connect
+def carry_request_id(headers=None, **kwargs) -> None:
+    """A task enqueued by a request logs under that request's id."""
+    from apps.core import log_context
+
+    request_id = log_context.current().get("request_id")
+    if headers is not None and request_id:
+        headers.setdefault("request_id", request_id)
+
+
+@task_prerun.connect
+def bind_task_context(task=None, args=None, kwargs=None, **extra) -> None:
+    from apps.core import log_context
+
+    log_context.clear()
+    request_id = getattr(task.request, "request_id", None) if task is not None else None
+    log_context.bind(request_id=request_id, **log_context.ids_in(list(args or ()) + list((kwargs or {}).values())))
+
+
+@task_postrun.connect
+def clear_task_context(**kwargs) -> None:
+    from apps.core import log_context
+
+    log_context.clear()

@@ -8,8 +8,32 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 
+def load_secrets_dir() -> None:
+    """SECRETS_DIR names a mounted secret (Kubernetes, Docker): each file NAME there sets the
+    variable NAME to its contents, so secrets never sit in a pod spec's environment. A variable
+    already set in the environment wins."""
+    directory = os.environ.get("SECRETS_DIR")
+    if not directory:
+        return
+    root = Path(directory)
+    if not root.is_dir():
+        raise ImproperlyConfigured(f"SECRETS_DIR={directory!r} is not a directory")
+    for entry in sorted(root.iterdir()):
+        # Kubernetes mounts keys as symlinks beside its ..data bookkeeping entries.
+        if entry.name.startswith(".") or not entry.is_file():
+            continue
+        os.environ.setdefault(entry.name, entry.read_text().strip())
+
+
 def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
+
+
+def env_choice(name: str, default: str, choices: set[str]) -> str:
+    value = os.environ.get(name) or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(sorted(choices))}, got {value!r}")
+    return value
 
 
 def env_int(name: str, default: int, *, minimum: int | None = None) -> int:

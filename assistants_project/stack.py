@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistants_project import embedded
+from assistants_project import embedded, embedded_models
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,6 +38,9 @@ class Stack:
     redis_process: subprocess.Popen | None = None
     env: dict[str, str] = field(default_factory=dict)
     embedded_postgres: bool = False
+    # serve: children's output goes to log_dir; only warnings and errors reach the terminal.
+    quiet_console: bool = False
+    model_server: embedded_models.ModelServer | None = None
 
     # -- services -------------------------------------------------------------------------
     def start_services(self) -> dict[str, str]:
@@ -52,8 +55,24 @@ class Stack:
             self.redis_process, env["REDIS_URL"] = embedded.start_redis(self.data_dir)
         env.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
         env.setdefault("PYTHONUNBUFFERED", "1")
+        self.start_models(env)
         self.env = env
         return env
+
+    def start_models(self, env: dict[str, str]) -> None:
+        """The embedded chat and embedding models, when no backend is configured for them; the
+        other children learn where they serve (and the real context window) from `env`."""
+        chat = embedded_models.wants_embedded_chat(env)
+        embeddings = embedded_models.wants_embedded_embeddings(env)
+        if not (chat or embeddings):
+            return
+        log_dir = self.log_dir or self.data_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_dir / "models.log", "ab") as output:
+            self.model_server = embedded_models.start_model_server(
+                env, self.data_dir, chat=chat, embeddings=embeddings, stdout=output)
+        self.children["models"] = self.model_server.process
+        env.update(self.model_server.env())
 
     def manage(self, *args: str, capture: bool = False) -> str:
         result = subprocess.run(
@@ -83,11 +102,16 @@ class Stack:
     # -- processes ------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         output = None
+        env = self.env
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             output = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (lives with child)
+        if output is not None and self.quiet_console:
+            # Records go to the file at LOG_LEVEL and to the terminal from WARNING up.
+            env = {**env, "LOG_FILE": str(self.log_dir / f"{name}.log"), "LOG_CONSOLE_LEVEL": "WARNING"}
         process = subprocess.Popen(
-            argv, env=self.env, cwd=BASE_DIR, stdout=output, stderr=subprocess.STDOUT if output else None,
+            argv, env=env, cwd=BASE_DIR, stdout=output,
+            stderr=subprocess.STDOUT if output and not self.quiet_console else None,
             start_new_session=True,
         )
         self.children[name] = process
@@ -98,6 +122,7 @@ class Stack:
             sys.executable, "-m", "uvicorn", "assistants_project.asgi:application",
             "--host", self.host, "--port", str(self.port), "--no-access-log",
             "--timeout-graceful-shutdown", "5",
+            *(["--log-level", "warning"] if self.quiet_console else []),
         ])
 
     def worker_argv(self, queue: str) -> list[str]:
@@ -153,7 +178,8 @@ class Stack:
             process.wait()
 
     def stop(self) -> None:
-        for name in list(self.children):
+        # The model server last: runs still finishing need it.
+        for name in sorted(self.children, key=lambda child: child == "models"):
             self.stop_child(name)
         if self.redis_process is not None and self.redis_process.poll() is None:
             # The deployment lives and dies with this command: its sandboxes go with it.

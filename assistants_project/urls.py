@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
 
+from apps.core.metrics import metrics_view
 from apps.core.views import healthz, readyz
 
 api_patterns = [
@@ -15,8 +16,10 @@ api_patterns = [
 urlpatterns = [
     path("v1/", include(api_patterns)),
     path("admin/", admin.site.urls),
+    path("", include("apps.playground.urls")),
     path("healthz", healthz),
     path("readyz", readyz),
+    path("metrics", metrics_view),
     # The admin's own CSS and JS, straight from the installed apps (no collectstatic step).
     re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
 ]

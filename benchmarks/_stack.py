@@ -43,7 +43,8 @@ def bench_stack(extra_env: dict[str, str] | None = None):
     stack = Stack(data_dir=Path(os.environ["DATA_DIR"]), port=_free_port(),
                   log_dir=Path(os.environ["DATA_DIR"]) / "logs", with_beat=False,
                   extra_env={"LLM_BASE_URL": upstream.base_url, "LLM_API_KEY": "sk-fake",
-                             "LOG_LEVEL": "WARNING", **(extra_env or {})})
+                             "LOG_LEVEL": "WARNING", "EMBEDDINGS_BACKEND": "none",
+                             **(extra_env or {})})
     try:
         stack.start_services()
         stack.manage("migrate", "--noinput", "-v", "0")

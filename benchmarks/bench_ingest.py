@@ -13,7 +13,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 os.environ["DATA_DIR"] = str(BASE_DIR / ".data" / "bench-ingest")
-os.environ["EMBEDDINGS_BASE_URL"] = ""  # measure parse + chunk + store on their own
+os.environ["EMBEDDINGS_BACKEND"] = "none"  # measure parse + chunk + store on their own
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
 
 RUNS = 3

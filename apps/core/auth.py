@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
+from apps.core import log_context
 from apps.core.errors import AuthenticationError
 from apps.core.models import ApiKey, hash_api_key
 
@@ -39,6 +40,7 @@ class ApiKeyAuthentication(BaseAuthentication):
                 "`manage.py create_api_key`.",
                 code="invalid_api_key",
             )
+        log_context.bind(project=str(api_key.project_id))
         return (None, api_key)
 
     def authenticate_header(self, request) -> str:

@@ -35,6 +35,23 @@ class Project(models.Model):
     id = models.CharField(primary_key=True, max_length=40, editable=False)
     name = models.CharField(max_length=256, unique=True)
     created_at = models.IntegerField(default=unix_now)
+    # Limits of this project; empty follows the server's settings (README, "Limits").
+    rate_limit_get_rpm = models.PositiveIntegerField(
+        null=True, blank=True, help_text="GET requests per minute; empty: RATE_LIMIT_GET_RPM; 0: no limit.")
+    rate_limit_post_rpm = models.PositiveIntegerField(
+        null=True, blank=True, help_text="POST requests per minute (other than run creation); empty: "
+        "RATE_LIMIT_POST_RPM; 0: no limit.")
+    rate_limit_runs_rpm = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Run creations (POST /threads/{id}/runs, POST /threads/runs) per "
+        "minute; empty: RATE_LIMIT_RUNS_RPM; 0: no limit.")
+    rate_limit_delete_rpm = models.PositiveIntegerField(
+        null=True, blank=True, help_text="DELETE requests per minute; empty: RATE_LIMIT_DELETE_RPM; 0: no limit.")
+    tokens_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Prompt + completion tokens per minute, per model; empty: "
+        "TOKEN_QUOTA_TPM; 0: no quota.")
+    storage_limit_bytes = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Total bytes of stored files; empty: STORAGE_QUOTA_BYTES when "
+        "STORAGE_QUOTA_ENABLED, else none; 0: no quota.")
 
     def save(self, *args, **kwargs):
         if not self.id:

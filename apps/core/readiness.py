@@ -65,10 +65,24 @@ def _workers() -> dict:
 
 def _embeddings() -> dict:
     configured = bool(settings.EMBEDDINGS_BASE_URL)
-    result = {"ok": True, "required": False, "configured": configured}
-    if not configured:
+    result = {"ok": True, "required": False, "configured": configured,
+              "backend": settings.EMBEDDINGS_BACKEND}
+    if configured:
+        result["model"] = settings.EMBEDDINGS_MODEL
+    else:
         result["note"] = "no embeddings endpoint configured: file_search is keyword-only"
     return result
+
+
+def _chat() -> dict:
+    """Which model answers runs by default (models may also be routed by LLM_ROUTES)."""
+    if settings.LLM_EMBEDDED_URL and settings.LLM_BASE_URL == settings.LLM_EMBEDDED_URL:
+        return {"ok": True, "backend": "embedded", "model": settings.LLM_EMBEDDED_MODEL,
+                "context_tokens": settings.LLM_CONTEXT_TOKENS,
+                "note": "a small local demo model: set LLM_BASE_URL (and LLM_API_KEY) for a real one"}
+    from urllib.parse import urlsplit
+
+    return {"ok": True, "backend": "remote", "host": urlsplit(settings.LLM_BASE_URL).hostname}
 
 
 def _check() -> dict:
@@ -77,6 +91,7 @@ def _check() -> dict:
         "redis": _redis(),
         "workers": _workers(),
         "embeddings": _embeddings(),
+        "chat": _chat(),
     }
     ready = all(item["ok"] for item in checks.values() if item.get("required", True))
     return {"ready": ready, "checked_at": round(time.time(), 3), "checks": checks}

@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.http import JsonResponse
 from rest_framework.views import APIView
 
+from apps.core import guard
 from apps.core.errors import InvalidRequestError
+from apps.core.idempotency import Replay
 from apps.core.models import Project
 from apps.core.pagination import STANDARD, ListRules, paginate
 
@@ -60,9 +62,18 @@ class ApiView(APIView):
 
     def initial(self, request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
+        guard.admit(request, self.project)
         if self.requires_beta:
             check_beta_header(request.headers.get("OpenAI-Beta"))
         check_path_ids(kwargs)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, Replay):
+            return exc.response
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        return guard.settle(request, super().finalize_response(request, response, *args, **kwargs))
 
     @property
     def project(self) -> Project:

@@ -8,10 +8,12 @@ from collections.abc import Iterable
 
 from django.core.files import File as DjangoFile
 from django.db import transaction
+from django.db.models import Sum
 
 from apps.core.errors import InvalidRequestError, not_found
 from apps.core.models import Project
 from apps.core.openapi import validate_request
+from apps.core.quotas import refuse_storage, storage_limit
 from apps.files.models import File
 
 UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
@@ -59,6 +61,7 @@ def create_file(project: Project, form, uploaded) -> File:
                                   code="missing_required_parameter")
     request["file"] = "<binary>"
     validate_request("CreateFileRequest", request)
+    check_storage_quota(project, uploaded.size)
     expires_after = request.get("expires_after")
     created = File(
         project=project,
@@ -75,6 +78,21 @@ def create_file(project: Project, form, uploaded) -> File:
     created.content.save(f"{project.pk}/{created.pk}", DjangoFile(uploaded), save=False)
     File.objects.filter(pk=created.pk).update(content=created.content.name)
     return created
+
+
+def storage_used(project: Project) -> int:
+    return File.objects.filter(project=project).aggregate(total=Sum("bytes"))["total"] or 0
+
+
+def check_storage_quota(project: Project, incoming: int) -> None:
+    """Uploads past the project's storage quota are refused (files the tools write are not:
+    a run must not fail halfway for it)."""
+    limit = storage_limit(project)
+    if limit is None:
+        return
+    used = storage_used(project)
+    if used + incoming > limit:
+        raise refuse_storage(project, used, incoming, limit)
 
 
 def create_output_file(project: Project, filename: str, data: bytes, mime_type: str) -> File:

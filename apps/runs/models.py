@@ -104,3 +104,32 @@ class RunStep(ProjectScoped):
         if self.status == "in_progress":
             return None
         return usage_of(self.prompt_tokens, self.completion_tokens)
+
+
+class ModelCall(models.Model):
+    """What one upstream model call of a run was sent (the messages truncation kept, with their
+    token counts, the tools offered, the model and its settings) and how it went, for operators
+    debugging an answer in the admin. Internal: never part of the public API."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="model_calls")
+    model = models.TextField()
+    # Request settings besides messages and tools (temperature, tool_choice, limits, ...).
+    settings = models.JSONField(default=dict, blank=True)
+    tools = models.JSONField(default=list, blank=True)
+    # One entry per chat message sent: role, source (instructions / thread message id / the
+    # run's own turn), tokens and the content as sent (inline image data elided).
+    messages = models.JSONField(default=list, blank=True)
+    truncation = models.JSONField(default=dict, blank=True)
+    estimated_prompt_tokens = models.IntegerField(default=0)
+    started_ns = models.BigIntegerField()
+    first_token_ns = models.BigIntegerField(null=True, blank=True)
+    finished_ns = models.BigIntegerField(null=True, blank=True)
+    finish_reason = models.CharField(max_length=32, blank=True, default="")
+    prompt_tokens = models.IntegerField(null=True, blank=True)
+    completion_tokens = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "started_ns"])]
+
+    def __str__(self) -> str:
+        return f"{self.model} call of {self.run_id}"

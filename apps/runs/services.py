@@ -200,6 +200,16 @@ def cancel_run(project: Project, thread_id: str, run_id: str) -> Run:
     return cancelling
 
 
+def expire_run(project: Project, thread_id: str, run_id: str) -> Run:
+    """An operator ends an active run now, as if its expires_at had passed (the admin's action);
+    a worker holding it stops at its next check."""
+    run = get_run(project, thread_id, run_id)
+    expired = state.expire(run.pk)
+    if expired is None:
+        raise InvalidRequestError(f"Cannot expire run with status '{run.status}'.", param=None)
+    return expired
+
+
 class _Overdue(Exception):
     """The run waits for outputs no more: its expires_at has passed."""
 

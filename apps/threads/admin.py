@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from apps.core.admin import CreatedFilter, ReadOnlyAdmin
 from apps.threads.models import Message, Thread
 
 
@@ -12,6 +13,9 @@ class MessageInline(admin.TabularInline):
     ordering = ("created_ns",)
     show_change_link = True
 
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
     @admin.display(description="text")
     def text_preview(self, message: Message) -> str:
         text = message.text()
@@ -21,15 +25,17 @@ class MessageInline(admin.TabularInline):
 @admin.register(Thread)
 class ThreadAdmin(admin.ModelAdmin):
     list_display = ("id", "project", "created_at")
-    list_filter = ("project",)
-    search_fields = ("id",)
+    list_filter = ("project", CreatedFilter)
+    search_fields = ("id", "messages__id", "runs__id")
+    search_help_text = "A thread, message or run id."
     readonly_fields = ("id", "created_ns")
     inlines = [MessageInline]
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
-    list_display = ("id", "thread", "role", "status", "run_id", "created_at")
-    list_filter = ("role", "status")
-    search_fields = ("id", "thread__id", "run_id")
+class MessageAdmin(ReadOnlyAdmin):
+    list_display = ("id", "thread", "role", "status", "run_id", "project", "created_at")
+    list_filter = ("project", "role", "status", CreatedFilter)
+    search_fields = ("id", "thread__id", "run_id", "assistant_id")
     readonly_fields = ("id", "created_ns", "thread", "token_count")
+    list_select_related = ("project", "thread")

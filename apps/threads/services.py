@@ -6,6 +6,9 @@ from collections.abc import Iterable
 
 from django.apps import apps as django_apps
 from django.db import transaction
+from django.db.models import OuterRef, Q, QuerySet, Subquery, TextField
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 
 from apps.assistants.tool_resources import forget_file_in, normalize_tool_resources
 from apps.core.errors import InvalidRequestError, not_found
@@ -208,6 +211,29 @@ def list_messages(project: Project, thread_id: str, run_id: str | None):
     if run_id:
         queryset = queryset.filter(run_id=run_id)
     return queryset
+
+
+SEARCH_MAX_LENGTH = 256
+
+
+def list_threads(project: Project, search: str | None = None) -> QuerySet[Thread]:
+    """The project's threads, for `GET /v1/threads` (our extension: OpenAI has no such list).
+    `search` matches, case-insensitively, the metadata (keys and values) or the text of the
+    thread's first message."""
+    queryset = Thread.objects.filter(project=project)
+    search = (search or "").strip()
+    if not search:
+        return queryset
+    if len(search) > SEARCH_MAX_LENGTH:
+        raise InvalidRequestError(
+            f"Invalid 'search': string too long. Expected a string with maximum length "
+            f"{SEARCH_MAX_LENGTH}, but got a string with length {len(search)} instead.",
+            param="search", code="string_above_max_length")
+    first_text = (Message.objects.filter(thread=OuterRef("pk")).order_by("created_ns", "pk")
+                  .values(text=KT("content__0__text__value"))[:1])
+    return (queryset.annotate(first_text=Subquery(first_text, output_field=TextField()),
+                              metadata_text=Cast("metadata", TextField()))
+            .filter(Q(first_text__icontains=search) | Q(metadata_text__icontains=search)))
 
 
 def forget_file(project: Project, file_id: str) -> None:

@@ -8,6 +8,12 @@ from apps.threads.serializers import render_message, render_thread
 class ThreadCreateView(ApiView):
     requires_beta = True
 
+    def get(self, request):
+        """`GET /v1/threads`, an extension of OpenAI's API (which cannot list threads): the
+        project's threads, newest first, paged like every list, with `search`."""
+        queryset = services.list_threads(self.project, request.query_params.get("search"))
+        return Response(self.page(queryset, render_thread))
+
     def post(self, request):
         return Response(render_thread(services.create_thread(self.project, self.body())))
 

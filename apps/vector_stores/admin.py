@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from apps.core.admin import CreatedFilter
 from apps.vector_stores.models import FileBatch, VectorStore, VectorStoreFile
 
 
@@ -14,7 +15,7 @@ class VectorStoreFileInline(admin.TabularInline):
 @admin.register(VectorStore)
 class VectorStoreAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "project", "expired", "expires_at")
-    list_filter = ("expired", "project")
+    list_filter = ("expired", "project", CreatedFilter)
     search_fields = ("id", "name")
     readonly_fields = ("id", "created_ns", "last_active_at")
     inlines = [VectorStoreFileInline]
@@ -22,5 +23,7 @@ class VectorStoreAdmin(admin.ModelAdmin):
 
 @admin.register(FileBatch)
 class FileBatchAdmin(admin.ModelAdmin):
-    list_display = ("id", "vector_store", "cancelled")
+    list_display = ("id", "vector_store", "cancelled", "project")
+    list_filter = ("project", "cancelled", CreatedFilter)
+    search_fields = ("id", "vector_store__id")
     readonly_fields = ("id", "created_ns")

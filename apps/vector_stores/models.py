@@ -34,6 +34,9 @@ class FileBatch(ProjectScoped):
     # belong to several batches. (VectorStoreFile.batch only records the batch that added it.)
     store_files = models.ManyToManyField("VectorStoreFile", related_name="file_batches", blank=True)
 
+    class Meta:
+        verbose_name_plural = "file batches"
+
     def __str__(self) -> str:
         return self.id
 
@@ -88,3 +91,15 @@ class Chunk(models.Model):
             GinIndex(name="chunk_search_vector_gin", fields=["search_vector"]),
             models.Index(fields=["vector_store", "file"]),
         ]
+
+
+class EmbeddingSpace(models.Model):
+    """What the stored chunk vectors were made with (one row): vectors of another model, even
+    of the same size, are not comparable (apps/vector_stores/dimensions.py)."""
+
+    model = models.TextField()
+    dimensions = models.IntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.model} ({self.dimensions} dimensions)"

@@ -96,7 +96,7 @@ def search(store_ids: list[str], queries: list[str], *, max_results: int = 10,
                                 vector_store_file__status="completed")
     if filters:
         base = base.filter(filter_q(filters))
-    vectors = embed_texts(queries)
+    vectors = embed_texts(queries, kind="query")
     scored: dict[int, dict[str, float]] = {}
     with transaction.atomic():
         if vectors is not None:

@@ -41,6 +41,10 @@ class Context:
 
 
 def context_window(model: str) -> int:
+    from workers.runs.model_calls import served_by_embedded_model
+
+    if settings.LLM_CONTEXT_TOKENS and served_by_embedded_model(model):
+        return settings.LLM_CONTEXT_TOKENS  # the window the local model really has
     configured = getattr(settings, "MODEL_CONTEXT_WINDOWS", {}) or {}
     table = {**CONTEXT_WINDOWS, **configured}
     best = ""

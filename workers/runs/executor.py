@@ -12,6 +12,7 @@ from django.db.models import F
 
 from apps.runs import events, state
 from apps.runs.models import Run
+from workers.runs.call_record import record_model_call
 from workers.runs.context import PromptTooLarge, build_context, context_window
 from workers.runs.model_calls import Completion, Stopped, StreamCallbacks, UpstreamError, stream_completion
 from workers.runs.tools import (
@@ -168,9 +169,11 @@ class RunExecution:
 
         callbacks = StreamCallbacks(on_text=writer.on_text, on_tool_call=on_tool_call,
                                     should_stop=self.should_stop)
+        request = self._request(messages, remaining_completion)
+        call = record_model_call(run, request, context, budget)  # what the model is sent (admin)
         try:
-            completion = stream_completion(self._request(messages, remaining_completion),
-                                           run.model, callbacks)
+            completion = stream_completion(request, run.model, call.watch(callbacks),
+                                           project_id=run.project_id)
         except Stopped:
             writer.save_progress()
             self._stop_now()
@@ -180,6 +183,7 @@ class RunExecution:
             logger.warning("run %s failed upstream: %s", run.pk, error.message)
             fail(run.pk, error.code, error.message)
             return False
+        call.finish(completion)
         return self._after_completion(writer, completion, context.estimated_tokens)
 
     def _usage(self, completion: Completion, estimated_prompt: int, writer: TurnWriter) -> tuple[int, int]:

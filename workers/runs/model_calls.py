@@ -15,6 +15,8 @@ from functools import cache
 import openai
 from django.conf import settings
 
+from assistants_project.embedded_models import OPENAI_BASE_URL
+
 _END = object()
 
 
@@ -57,15 +59,66 @@ class StreamCallbacks:
     should_stop: Callable[[], bool]
 
 
+@dataclass(frozen=True)
+class Backend:
+    base_url: str
+    api_key: str
+    setting: str  # what the operator changes to point this model elsewhere
+
+
 def _routes() -> list[tuple[str, str, str]]:
     """LLM_ROUTES="prefix=base_url|api_key;prefix2=base_url2" sends models by name prefix. A
-    route without a key gets none: the main LLM_API_KEY never leaves for another backend."""
+    route without a key gets none: the main LLM_API_KEY never leaves for another backend. The
+    target `embedded` is the embedded model server."""
     routes = []
     for item in filter(None, (part.strip() for part in settings.LLM_ROUTES.split(";"))):
         prefix, _, target = item.partition("=")
         base_url, _, api_key = target.partition("|")
-        routes.append((prefix.strip(), base_url.strip(), api_key.strip()))
+        base_url = base_url.strip()
+        if base_url == "embedded":
+            base_url = settings.LLM_EMBEDDED_URL
+        routes.append((prefix.strip(), base_url, api_key.strip()))
     return routes
+
+
+def backend_for(model: str) -> Backend:
+    for prefix, base_url, api_key in _routes():
+        if model.startswith(prefix):
+            return Backend(base_url, api_key, f"LLM_ROUTES ({prefix}=)")
+    if settings.LLM_EMBEDDED_URL and settings.LLM_BASE_URL == settings.LLM_EMBEDDED_URL:
+        return Backend(settings.LLM_BASE_URL, "", "the embedded model server (DATA_DIR/logs/"
+                       "models.log), or set LLM_BASE_URL")
+    return Backend(settings.LLM_BASE_URL, settings.LLM_API_KEY, "LLM_BASE_URL")
+
+
+def served_by_embedded_model(model: str) -> bool:
+    return bool(settings.LLM_EMBEDDED_URL) and backend_for(model).base_url == settings.LLM_EMBEDDED_URL
+
+
+def backend_problem(backend: Backend) -> str | None:
+    """Why this backend cannot work whatever is sent to it, known without calling it."""
+    if not backend.base_url:
+        return (f"No model backend is configured ({backend.setting} is empty and the embedded "
+                "model is not running).")
+    if backend.base_url.rstrip("/") == OPENAI_BASE_URL and not backend.api_key:
+        if backend.setting.startswith("LLM_ROUTES"):
+            return (f"{backend.setting} sends this model to OpenAI's API ({OPENAI_BASE_URL}) with "
+                    "no key: give the route one (prefix=url|key).")
+        return (f"{backend.setting} is OpenAI's API ({OPENAI_BASE_URL}) but LLM_API_KEY is not "
+                "set: set LLM_API_KEY, point LLM_BASE_URL at another backend, or unset both to "
+                "use the embedded model.")
+    return None
+
+
+def _refused(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError) or "Connection refused" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 @cache
@@ -75,10 +128,8 @@ def _client(base_url: str, api_key: str) -> openai.OpenAI:
 
 
 def client_for(model: str) -> openai.OpenAI:
-    for prefix, base_url, api_key in _routes():
-        if model.startswith(prefix):
-            return _client(base_url, api_key)
-    return _client(settings.LLM_BASE_URL, settings.LLM_API_KEY)
+    backend = backend_for(model)
+    return _client(backend.base_url, backend.api_key)
 
 
 def _retry_delay(error: openai.APIStatusError | None, attempt: int) -> float:
@@ -105,8 +156,14 @@ def _read_stream(request: dict, model: str, sink: queue.Queue, holder: dict) -> 
         sink.put(exc)
 
 
-def _classify(exc: BaseException) -> tuple[bool, UpstreamError]:
+def _classify(exc: BaseException, model: str = "") -> tuple[bool, UpstreamError]:
     """(retryable, the error to fail the run with when retries are over)."""
+    if isinstance(exc, openai.APIConnectionError) and _refused(exc):
+        # Nothing listens there: retrying for the whole budget would only hide the setting.
+        backend = backend_for(model)
+        return False, UpstreamError("server_error", f"Could not reach the model provider at "
+                                    f"{backend.base_url}: the connection was refused. Check "
+                                    f"{backend.setting}.")
     if isinstance(exc, openai.RateLimitError):
         return True, UpstreamError("rate_limit_exceeded",
                                    f"The model provider is rate limiting requests: {exc.message}")
@@ -127,8 +184,34 @@ def _classify(exc: BaseException) -> tuple[bool, UpstreamError]:
     return False, UpstreamError("server_error", f"The model call failed: {exc}")
 
 
-def stream_completion(request: dict, model: str, callbacks: StreamCallbacks) -> Completion:
-    """One completion, streamed into `callbacks`; retried while nothing has been emitted."""
+def stream_completion(request: dict, model: str, callbacks: StreamCallbacks,
+                      project_id: str | None = None) -> Completion:
+    """One completion, streamed into `callbacks`; retried while nothing has been emitted.
+    With `project_id`, the project's token quota is checked first and charged after."""
+    problem = backend_problem(backend_for(model))
+    if problem is not None:
+        raise UpstreamError("server_error", problem)
+    quota = _check_token_quota(project_id, model)
+    result = _stream_with_retries(request, model, callbacks)
+    if quota:
+        from apps.core.quotas import record_tokens
+
+        record_tokens(project_id, model, result.prompt_tokens + result.completion_tokens)
+    return result
+
+
+def _check_token_quota(project_id: str | None, model: str) -> int:
+    if project_id is None:
+        return 0
+    from apps.core.quotas import TokenQuotaExceeded, check_tokens
+
+    try:
+        return check_tokens(project_id, model)
+    except TokenQuotaExceeded as exceeded:
+        raise UpstreamError("rate_limit_exceeded", exceeded.message) from None
+
+
+def _stream_with_retries(request: dict, model: str, callbacks: StreamCallbacks) -> Completion:
     budget_ends = time.monotonic() + settings.LLM_RETRY_BUDGET_SECONDS
     attempt = 0
     while True:
@@ -142,7 +225,7 @@ def stream_completion(request: dict, model: str, callbacks: StreamCallbacks) -> 
             exc = failure.cause
         except _Failure as failure:
             exc = failure.cause
-        retryable, error = _classify(exc)
+        retryable, error = _classify(exc, model)
         delay = _retry_delay(exc if isinstance(exc, openai.APIStatusError) else None, attempt)
         if emitted or not retryable or time.monotonic() + delay > budget_ends:
             raise error from exc

@@ -1,11 +1,16 @@
 """`make run`: everything on one machine until Ctrl-C."""
 
 import signal
+import subprocess
+import sys
 import time
+import warnings
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from apps.core.banner import ready_banner, upstream_problem
+from assistants_project.embedded_models import ModelsUnavailable
 from assistants_project.env import env_int, env_str
 from assistants_project.stack import Stack
 
@@ -16,10 +21,13 @@ class Command(BaseCommand):
     requires_system_checks = []
 
     def handle(self, *args, **options) -> None:
+        log_dir = settings.DATA_DIR / "logs"
         stack = Stack(
             data_dir=settings.DATA_DIR,
             host=env_str("HOST", "127.0.0.1"),
             port=env_int("PORT", 8000, minimum=1),
+            log_dir=log_dir,
+            quiet_console=True,
         )
         stopping = False
 
@@ -29,21 +37,33 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
+        # The embedded Postgres falls back to /tmp for its runtime directory: nothing to act on.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        self.stdout.write(f"Starting the Assistants API (logs in {log_dir}/)…")
         try:
-            stack.start_services()
-            stack.manage("migrate", "--noinput", "-v", "0")
+            try:
+                stack.start_services()
+            except ModelsUnavailable as error:
+                raise CommandError(str(error)) from error
+            try:
+                stack.manage("migrate", "--noinput", "-v", "0")
+            except subprocess.CalledProcessError as error:
+                raise CommandError("migrate failed: see its message above.") from error
             key = stack.ensure_dev_key()
+            problem = upstream_problem(stack.env)
+            if problem:
+                self.stderr.write(f"Warning: {problem}")
             stack.start_all()
             stack.wait_until_serving()
-            self.stdout.write(
-                f"\nAssistants API serving at http://{stack.host}:{stack.port}/v1\n"
-                f"Dev API key (also in {settings.DATA_DIR / 'dev-api-key'}):\n{key}\n"
-                "Press Ctrl-C to stop.\n"
-            )
+            self.stdout.write(ready_banner(
+                env=stack.env, host=stack.host, port=stack.port, key=key,
+                key_file=settings.DATA_DIR / "dev-api-key", log_dir=log_dir,
+                sandbox_image=settings.SANDBOX_IMAGE))
+            sys.stdout.flush()
             while not stopping:
                 for name, process in list(stack.children.items()):
                     if process.poll() is not None:
-                        self.stderr.write(f"{name} exited with {process.returncode}; stopping.")
+                        self.stderr.write(f"{name} exited with {process.returncode} (see {log_dir}/{name}.log); stopping.")
                         stopping = True
                 time.sleep(0.5)
         finally:

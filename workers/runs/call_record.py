@@ -1,0 +1,105 @@
+"""Keeps what each model call was sent, and when it answered, as a ModelCall row: the first
+thing an operator asks when debugging a wrong answer."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from apps.runs.models import ModelCall, Run
+from apps.threads.models import Message
+from workers.runs.context import MESSAGE_OVERHEAD_TOKENS, Context
+from workers.runs.model_calls import Completion, StreamCallbacks
+
+CONTENT_LIMIT = 20_000
+SETTING_KEYS = ("temperature", "top_p", "tool_choice", "parallel_tool_calls", "response_format",
+                "reasoning_effort", "max_completion_tokens")
+
+
+def _visible(content: object) -> object:
+    """Content as sent, minus inline image bytes (data URLs), and capped."""
+    if isinstance(content, str):
+        return content if len(content) <= CONTENT_LIMIT else content[:CONTENT_LIMIT] + "…"
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            url = (part.get("image_url") or {}).get("url", "") if isinstance(part, dict) else ""
+            if url.startswith("data:"):
+                part = {**part, "image_url": {**part["image_url"], "url": url[:40] + "…(inline image)"}}
+            parts.append(part)
+        return parts
+    return content
+
+
+def _entries(request: dict, context: Context, model: str) -> list[dict]:
+    """Each chat message sent, labelled with where it came from. Thread messages reuse their
+    stored token counts; the rest (instructions, this run's own tool turns) are counted here."""
+    from workers.tokenization import count_tokens
+
+    kept = {m.pk: m for m in Message.objects.filter(pk__in=context.thread_message_ids)}
+    pending = [kept[pk] for pk in context.thread_message_ids if pk in kept]
+    entries = []
+    for sent in request["messages"]:
+        entry: dict = {"role": sent["role"], "content": _visible(sent.get("content"))}
+        if sent.get("tool_calls"):
+            entry["tool_calls"] = sent["tool_calls"]
+        if sent.get("tool_call_id"):
+            entry["tool_call_id"] = sent["tool_call_id"]
+        if sent["role"] == "system":
+            entry["source"] = "instructions"
+        elif pending and pending[0].role == sent["role"] and not sent.get("tool_calls"):
+            message = pending.pop(0)
+            entry["source"] = message.pk
+            entry["tokens"] = (message.token_count or 0) + MESSAGE_OVERHEAD_TOKENS
+        else:
+            entry["source"] = "run"
+        if "tokens" not in entry:
+            text = sent["content"] if isinstance(sent.get("content"), str) else json.dumps(
+                sent.get("content") or "") + json.dumps(sent.get("tool_calls") or "")
+            entry["tokens"] = count_tokens(text, model) + MESSAGE_OVERHEAD_TOKENS
+        entries.append(entry)
+    return entries
+
+
+@dataclass
+class CallRecord:
+    row: ModelCall
+
+    def watch(self, callbacks: StreamCallbacks) -> StreamCallbacks:
+        """The same callbacks, noting when the first token arrived."""
+
+        def first(inner):
+            def wrapped(*args):
+                if self.row.first_token_ns is None:
+                    self.row.first_token_ns = time.time_ns()
+                return inner(*args)
+            return wrapped
+
+        return StreamCallbacks(on_text=first(callbacks.on_text),
+                               on_tool_call=first(callbacks.on_tool_call),
+                               should_stop=callbacks.should_stop)
+
+    def finish(self, completion: Completion) -> None:
+        ModelCall.objects.filter(pk=self.row.pk).update(
+            first_token_ns=self.row.first_token_ns, finished_ns=time.time_ns(),
+            finish_reason=completion.finish_reason or "",
+            prompt_tokens=completion.prompt_tokens or None,
+            completion_tokens=completion.completion_tokens or None)
+
+
+def record_model_call(run: Run, request: dict, context: Context, budget: int | None = None) -> CallRecord:
+    started = time.time_ns()
+    thread_messages = (Message.objects.filter(thread_id=run.thread_id).exclude(run_id=run.pk)
+                       .exclude(status="in_progress").count())
+    row = ModelCall.objects.create(
+        run=run, model=request["model"], started_ns=started,
+        settings={key: request[key] for key in SETTING_KEYS if key in request},
+        tools=request.get("tools") or [],
+        messages=_entries(request, context, run.model),
+        truncation={"strategy": run.truncation_strategy, "prompt_budget": budget,
+                    "max_prompt_tokens": run.max_prompt_tokens,
+                    "thread_messages": thread_messages,
+                    "kept_thread_messages": len(context.thread_message_ids)},
+        estimated_prompt_tokens=context.estimated_tokens)
+    return CallRecord(row)
