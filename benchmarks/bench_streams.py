@@ -94,7 +94,8 @@ def main() -> None:
 
     from tests.fake_upstream import Reply
 
-    with bench_stack() as (_stack, upstream, api_base, key):
+    # What is measured is the cost of open streams, not the per-project rate limits.
+    with bench_stack({"RATE_LIMITS_ENABLED": "false"}) as (_stack, upstream, api_base, key):
         upstream.instant = False
         upstream.set_responder(lambda request: Reply(text=SLOW_ANSWER, per_chunk_delay=0.5))
         client = openai.OpenAI(base_url=api_base, api_key=key, max_retries=0, timeout=60)
