@@ -50,6 +50,7 @@ class TurnWriter:
         self._calls: dict[int, ToolCallOut] = {}
         self._code_readers: dict[int, StreamedStringField | _RawCode] = {}
         self._code_leading: dict[int, str] = {}
+        self._handed_over: set[int] = set()
         self._sent = 0  # how much of the text went out in deltas
         self.annotations: list[dict] = []  # those that went out, in text order
         self._annotations = StreamAnnotations()
@@ -230,21 +231,25 @@ class TurnWriter:
             fragment = leading + fragment
         return reader.feed(fragment)
 
-    def _sync_calls(self, indexes=None) -> None:
-        """The arguments and code so far into the step's records. Done when the step is saved
-        or handed over, never per fragment: that would copy the growing string every time."""
+    def _sync_calls(self) -> None:
+        """The arguments and code so far into the step's records. Done when the step is saved,
+        never per fragment: that would copy the growing string every time."""
+        for index in self._calls:
+            self._sync_call(index)
+
+    def _sync_call(self, index: int) -> None:
         step = self.tool_step
         if step is None:
             return
-        for index in self._calls if indexes is None else indexes:
-            call = self._calls[index]
-            call_id = self._call_ids[index]
-            step.tool_io[call_id]["arguments"] = call.arguments
-            record = step.step_details["tool_calls"][index]
-            if record["type"] == "function":
-                record["function"]["arguments"] = call.arguments
-            elif record["type"] == "code_interpreter" and index in self._code_readers:
-                record["code_interpreter"]["input"] = self._code_readers[index].value
+        call = self._calls[index]
+        step.tool_io[self._call_ids[index]]["arguments"] = call.arguments
+        if index in self._handed_over:
+            return  # the hosted tool's own record replaced the streamed one
+        record = step.step_details["tool_calls"][index]
+        if record["type"] == "function":
+            record["function"]["arguments"] = call.arguments
+        elif record["type"] == "code_interpreter" and index in self._code_readers:
+            record["code_interpreter"]["input"] = self._code_readers[index].value
 
     def save_progress(self) -> None:
         """What the turn wrote so far, before the run ends early and its rows are closed."""
@@ -258,7 +263,8 @@ class TurnWriter:
 
     def publish_tool_outputs(self, index: int, record: dict) -> None:
         """A hosted tool's results, sent once it is done (the executor saves the step next)."""
-        self._sync_calls([index])
+        self._sync_call(index)
+        self._handed_over.add(index)
         if record["type"] == "code_interpreter":
             outputs = [{"index": i, **o} for i, o in enumerate(record["code_interpreter"]["outputs"])]
             delta = {"index": index, "type": "code_interpreter",
