@@ -11,7 +11,8 @@ from functools import cache
 from pathlib import Path
 
 from apps.core.errors import InvalidRequestError
-from apps.core.openapi_messages import describe_error
+from apps.core.openapi_messages import describe_error, json_type_name
+from apps.core.openapi_nulls import drop_absent_nulls
 
 SPEC_PATH = Path(__file__).resolve().parent / "spec" / "assistants.openapi.yaml"
 BASE_URI = "urn:assistants-spec"
@@ -90,11 +91,23 @@ def _request_patches(spec: dict) -> dict:
 
 
 @cache
+def _request_spec() -> dict:
+    return _request_patches(load_spec())
+
+
+def _request_ref(ref: str) -> dict:
+    node: object = _request_spec()
+    for part in ref.split("#", 1)[1].strip("/").split("/"):
+        node = node[part]  # type: ignore[index]
+    return node if isinstance(node, dict) else {}
+
+
+@cache
 def _registry(kind: str):
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT202012
 
-    spec = load_spec() if kind == "response" else _request_patches(load_spec())
+    spec = load_spec() if kind == "response" else _request_spec()
     return Registry().with_resource(BASE_URI, Resource(contents=spec, specification=DRAFT202012))
 
 
@@ -108,13 +121,15 @@ def _validator(kind: str, schema_name: str):
 
 
 def validate_request(schema_name: str, body: object) -> None:
-    """Raise InvalidRequestError naming the offending field when `body` breaks the schema."""
+    """Raise InvalidRequestError naming the offending field when `body` breaks the schema.
+    Nulls that stand for absent optional fields are removed from `body` first."""
     if not isinstance(body, dict):
         raise InvalidRequestError(
-            "Invalid type for request body: expected an object, but got "
-            f"{type(body).__name__} instead.",
+            f"Invalid type for request body: expected an object, but got {json_type_name(body)} "
+            "instead.",
             code="invalid_type",
         )
+    drop_absent_nulls({"$ref": f"#/components/schemas/{schema_name}"}, body, _request_ref)
     from jsonschema.exceptions import best_match
 
     error = best_match(_validator("request", schema_name).iter_errors(body), key=_relevance)

@@ -229,6 +229,9 @@ class FakeUpstream:
                     prompt_tokens = sum(len(json.dumps(m.get("content") or "").split())
                                         for m in body.get("messages") or []) + 1
                 chunks = _words(reply.text, reply.chunk_words) if reply.text else []
+                if reply.text and reply.chunk_chars:
+                    chunks = [reply.text[start:start + reply.chunk_chars]
+                              for start in range(0, len(reply.text), reply.chunk_chars)]
                 completion_tokens = reply.completion_tokens
                 if completion_tokens is None:
                     completion_tokens = max(1, len(chunks) + sum(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 
@@ -14,7 +15,13 @@ from apps.core.redis_client import get_redis
 from apps.runs import events
 from apps.runs.models import Run, RunStep
 from workers.runs.partial_json import string_field
-from workers.runs.tools import HostedResult, register_hosted_tool, register_text_finalizer
+from workers.runs.tools import (
+    Annotator,
+    HostedResult,
+    register_annotator,
+    register_hosted_tool,
+    register_text_finalizer,
+)
 from workers.sandbox.tasks import reply_key
 
 MODEL_OUTPUT_LIMIT = 20_000
@@ -75,28 +82,33 @@ def run_code(run: Run, call_id: str, arguments: str) -> HostedResult:
                         extras={"images": outcome.get("images", []), "files": outcome.get("files", {})})
 
 
-def attach_outputs(run: Run, text: str) -> tuple[list[dict], list[dict]]:
-    """Images made since the run's last message become image_file parts of this one; links to
-    generated files become file_path annotations."""
+def attach_images(run: Run, text: str) -> tuple[list[dict], list[dict]]:
+    """Images made since the run's last message become image_file parts of this one."""
     last_message = (RunStep.objects.filter(run=run, type="message_creation", status="completed")
                     .order_by("-created_ns").values_list("created_ns", flat=True).first()) or 0
     images: list[str] = []
+    for io in RunStep.objects.filter(run=run, type="tool_calls", created_ns__gt=last_message) \
+            .values_list("tool_io", flat=True):
+        for call in io.values():
+            images += call.get("images") or []
+    return [], [{"type": "image_file", "image_file": {"file_id": file_id, "detail": "auto"}}
+                for file_id in images]
+
+
+def _written_files(run: Run) -> Callable[[re.Match[str]], dict | None]:
+    """Links to files the run's code wrote (`sandbox:/mnt/data/...`) stand for those files."""
     files: dict[str, str] = {}
-    for created_ns, io in RunStep.objects.filter(run=run, type="tool_calls").values_list("created_ns", "tool_io"):
+    for io in RunStep.objects.filter(run=run, type="tool_calls").values_list("tool_io", flat=True):
         for call in io.values():
             files.update(call.get("files") or {})
-            if created_ns > last_message:
-                images += call.get("images") or []
-    annotations = []
-    for match in SANDBOX_LINK.finditer(text):
+
+    def annotate(match: re.Match[str]) -> dict | None:
         file_id = files.get(match.group(1))
-        if file_id:
-            annotations.append({"type": "file_path", "text": match.group(0),
-                                "file_path": {"file_id": file_id},
-                                "start_index": match.start(), "end_index": match.end()})
-    parts = [{"type": "image_file", "image_file": {"file_id": file_id, "detail": "auto"}} for file_id in images]
-    return annotations, parts
+        return None if file_id is None else {"type": "file_path", "file_path": {"file_id": file_id}}
+
+    return annotate
 
 
 register_hosted_tool("code_interpreter", run_code)
-register_text_finalizer(attach_outputs)
+register_text_finalizer(attach_images)
+register_annotator(Annotator(opener="sandbox:", pattern=SANDBOX_LINK, resolve=_written_files))
