@@ -1,5 +1,5 @@
 """Agent frameworks as clients: each runs, pinned (locks/), in a virtualenv of its own that the
-test set-up creates once under .data/frameworks/ and reuses while its lock file is unchanged.
+test set-up creates once under ~/.cache/assistants-server/frameworks/ and reuses while its lock file is unchanged.
 The three are built side by side, in the background while the rest of the suite runs, so a
 first run costs little more than the slowest install; later runs start at once."""
 
@@ -24,7 +24,9 @@ INSTALL_TIMEOUT = 900
 def _env_dir(name: str) -> Path:
     lock = (HERE / "locks" / f"{name}.txt").read_bytes()
     digest = hashlib.sha256(lock + sys.version.encode()).hexdigest()[:12]
-    root = Path(os.environ.get("FRAMEWORK_ENVS_DIR") or BASE_DIR / ".data" / "frameworks")
+    # In the user's cache, keyed by the lock, so a fresh clone on the same machine (CI) reuses them.
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "assistants-server"
+    root = Path(os.environ.get("FRAMEWORK_ENVS_DIR") or cache / "frameworks")
     return root / f"{name}-{digest}"
 
 
