@@ -68,7 +68,7 @@ def main() -> None:
                   f"other project's small file {results['small'][0]} in {results['small'][1]:.2f} s")
 
         coder = attacker.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
-        code = "import sys\nsys.stdout.write('y' * 80_000_000)"
+        code = "import sys\n_ = sys.stdout.write('y' * 80_000_000)"
 
         def respond(request):
             if not [m for m in request["messages"] if m["role"] == "tool"]:

@@ -32,7 +32,7 @@ FIGURES_ROOT = "/tmp/.figures"
 KERNEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel.py")
 READ_CHUNK_MAX = 1 << 20
 RESULT_LINE_MAX = 1 << 20
-GRACE_SECONDS = 5.0
+GRACE_SECONDS = 10.0
 PR_SET_DUMPABLE = 4
 
 

@@ -196,7 +196,7 @@ class SandboxManager:
                 reply = connection.request({
                     "op": "exec", "code": code, "timeout": limit, "output_limit": config.output_limit,
                     "max_files": config.max_output_files, "max_bytes": config.max_output_bytes,
-                }, limit + 20)
+                }, limit + 30)
                 images = [self._read(connection, image["path"], config.max_output_bytes)
                           for image in reply.get("images", [])[:config.max_output_files]]
         except SandboxBusy as exc:
