@@ -171,6 +171,8 @@ class SandboxManager:
             self.docker.containers.get(container_id).remove(force=True)
         except docker.errors.NotFound:
             return
+        except docker.errors.APIError as exc:  # e.g. 409: another worker is removing it
+            logger.info("container %s not removed here: %s", container_id[:12], exc)
 
     # -- sessions -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -314,11 +316,12 @@ class SandboxManager:
             value = self.redis.get(key)
             if value:
                 known.add(value.decode())
+        # sparse: no inspect per container, which fails for one removed meanwhile.
         for container in self.docker.containers.list(
-                all=True, filters={"label": f"{LABEL}={self.config.namespace}"}):
+                all=True, sparse=True, filters={"label": f"{LABEL}={self.config.namespace}"}):
             age = time.time() - _created_at(container)
             if container.id not in known and age > 60:
-                container.remove(force=True)
+                self._discard(container.id)
 
     def shutdown(self) -> None:
         for member in self.redis.smembers(self.config.pool_key):
@@ -357,6 +360,8 @@ def _created_at(container) -> float:
     from datetime import datetime
 
     created = container.attrs.get("Created", "")
+    if isinstance(created, int | float):  # a sparse listing gives unix seconds
+        return float(created)
     try:
         return datetime.fromisoformat(created[:26].rstrip("Z") + "+00:00").timestamp()
     except ValueError:
