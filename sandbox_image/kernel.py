@@ -7,7 +7,9 @@ User code can reach both pipes: the runner trusts nothing it reads there but a s
 import ast
 import contextlib
 import json
+import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -15,6 +17,9 @@ import time
 import traceback
 
 namespace = {"__name__": "__main__"}
+# Built into the image (Dockerfile): copied to the writable MPLCONFIGDIR so that a new sandbox
+# does not spend seconds building matplotlib's font cache.
+FONT_CACHE = "/opt/sandbox/matplotlib"
 
 
 class ExecutionTimeout(BaseException):
@@ -28,6 +33,9 @@ def _on_alarm(signum, frame):
 
 def _preload():
     # Import the heavy libraries in the background so the first execution is already fast.
+    # Their start-up chatter (matplotlib's font cache notice) is not the user's output.
+    chatter = logging.getLogger("matplotlib")
+    chatter.setLevel(logging.ERROR)
     try:
         import matplotlib
 
@@ -37,6 +45,8 @@ def _preload():
         import pandas  # noqa: F401
     except Exception:  # noqa: BLE001 (a missing library only matters if user code needs it)
         pass
+    finally:
+        chatter.setLevel(logging.NOTSET)
 
 
 def _save_figures(directory):
@@ -105,6 +115,10 @@ def main():
     signal.signal(signal.SIGALRM, _on_alarm)
     commands = os.fdopen(int(os.environ.pop("KERNEL_CMD_FD")), "r")
     results = int(os.environ.pop("KERNEL_RESULT_FD"))
+    config_dir = os.environ.get("MPLCONFIGDIR", "/tmp/matplotlib")
+    if os.path.isdir(FONT_CACHE) and not os.path.exists(config_dir):
+        with contextlib.suppress(OSError):
+            shutil.copytree(FONT_CACHE, config_dir)
     threading.Thread(target=_preload, daemon=True).start()
     for line in commands:
         if not line.strip():

@@ -167,6 +167,9 @@ def execute(kernel, request):
     figures = os.path.join(FIGURES_ROOT, str(request.get("id") or "run"))
     os.makedirs(figures, exist_ok=True)
     before = _snapshot()
+    # Whatever the kernel printed between executions (background threads) is not this one's.
+    _drain(kernel.process.stdout.fileno(), Capture(1))
+    _drain(kernel.process.stderr.fileno(), Capture(1))
     out, err = Capture(limit), Capture(limit)
     error, restarted, raw = None, False, bytearray()
     message = json.dumps({"code": request.get("code", ""), "timeout": timeout, "figures": figures})
