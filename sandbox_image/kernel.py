@@ -31,6 +31,24 @@ def _on_alarm(signum, frame):
     raise ExecutionTimeout()
 
 
+PRELOADED = threading.Event()
+
+
+def _needs_libraries(tree):
+    """Code importing anything outside the standard library waits for the background imports:
+    numpy, pandas and matplotlib imported from two threads at once can deadlock, and any
+    third-party library may import them. Code that imports nothing else runs at once."""
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module]
+        if any(name.split(".")[0] not in sys.stdlib_module_names for name in names):
+            return True
+    return False
+
+
 def _preload():
     # Import the heavy libraries in the background so the first execution is already fast.
     # Their start-up chatter (matplotlib's font cache notice) is not the user's output.
@@ -47,6 +65,7 @@ def _preload():
         pass
     finally:
         chatter.setLevel(logging.NOTSET)
+        PRELOADED.set()
 
 
 def _save_figures(directory):
@@ -61,8 +80,10 @@ def _save_figures(directory):
     plt.close("all")
 
 
-def _run(code):
+def _run(code, timeout):
     tree = ast.parse(code, filename="<code>", mode="exec")
+    if _needs_libraries(tree):
+        PRELOADED.wait(timeout)
     last_expression = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last_expression = ast.Expression(tree.body.pop().value)
@@ -92,7 +113,7 @@ def execute(request):
     timeout = float(request.get("timeout") or 30)
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
-        _run(request["code"])
+        _run(request["code"], timeout)
     except ExecutionTimeout:
         error = {"name": "TimeoutError", "value": f"Execution exceeded the {timeout:g} s limit and was interrupted.",
                  "traceback": ""}
