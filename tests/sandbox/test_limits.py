@@ -99,3 +99,18 @@ def test_a_kernel_killed_by_memory_restarts_without_losing_the_container(manager
     assert result.error is not None
     assert manager.execute(session, "print('after')").stdout == "after\n"
     assert manager.container_id(session) == container
+
+
+def test_a_fresh_sandbox_plots_at_once_while_its_libraries_still_load(manager):
+    """The kernel imports numpy, pandas and matplotlib in the background as it starts; code
+    importing them right away waits for that instead of importing alongside it (which stalled
+    a fresh sandbox past its time limit)."""
+    name = f"fresh-plot-{uuid.uuid4().hex[:8]}"
+    try:
+        result = manager.execute(name, (
+            "import pandas as pd\nimport matplotlib.pyplot as plt\n"
+            "pd.DataFrame({'a': [1, 3, 2]}).plot()\nprint('plotted')"), timeout=60)
+        assert (result.stdout, result.error) == ("plotted\n", None)
+        assert len(result.images) == 1 and result.images[0].startswith(b"\x89PNG")
+    finally:
+        manager.close_session(name)
