@@ -15,6 +15,7 @@ from apps.core.errors import InvalidRequestError, not_found
 from apps.core.models import Project
 from apps.core.openapi import validate_request
 from apps.files.services import require_files
+from apps.threads.images import check_image_file, check_image_url
 from apps.threads.models import Message, Thread
 
 
@@ -54,11 +55,12 @@ def _content_parts(project: Project, content, param: str) -> list[dict]:
             parts.append({"type": "text", "text": {"value": part["text"], "annotations": []}})
         elif kind == "image_file":
             image = part["image_file"]
-            require_files(project, [image["file_id"]], f"{param}[{index}].image_file.file_id")
+            check_image_file(project, image["file_id"], f"{param}[{index}].image_file.file_id")
             parts.append({"type": "image_file", "image_file": {
                 "file_id": image["file_id"], "detail": image.get("detail") or "auto"}})
         else:
             image = part["image_url"]
+            check_image_url(image["url"], f"{param}[{index}].image_url.url")
             parts.append({"type": "image_url", "image_url": {
                 "url": image["url"], "detail": image.get("detail") or "auto"}})
     return parts

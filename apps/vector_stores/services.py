@@ -291,11 +291,22 @@ def expire_due_stores(now: int | None = None) -> int:
 
 
 INGESTION_DEADLINE_SECONDS = 1800
+# A file waiting in the queue behind a large batch is not stalled; one that never starts is.
+INGESTION_QUEUE_DEADLINE_SECONDS = 86_400
 
 
 def fail_stalled_ingestion(now: int | None = None) -> int:
-    """Files whose ingestion never finished (its worker died) do not stay `in_progress`."""
-    cutoff_ns = ((now or unix_now()) - INGESTION_DEADLINE_SECONDS) * 1_000_000_000
-    return VectorStoreFile.objects.filter(status="in_progress", created_ns__lt=cutoff_ns).update(
-        status="failed",
-        last_error={"code": "server_error", "message": "Processing the file did not finish in time."})
+    """Files whose ingestion never finished (its worker died) do not stay `in_progress`. The
+    deadline counts from when a worker started on the file, not from when it was attached, so
+    the last files of a big batch get the same time as the first."""
+    now_ns = (now or unix_now()) * 1_000_000_000
+    stalled = VectorStoreFile.objects.filter(
+        status="in_progress", ingest_started_ns__lt=now_ns - INGESTION_DEADLINE_SECONDS * 1_000_000_000,
+    ).update(status="failed", last_error={
+        "code": "server_error", "message": "Processing the file did not finish in time."})
+    never_started = VectorStoreFile.objects.filter(
+        status="in_progress", ingest_started_ns=None,
+        created_ns__lt=now_ns - INGESTION_QUEUE_DEADLINE_SECONDS * 1_000_000_000,
+    ).update(status="failed", last_error={
+        "code": "server_error", "message": "No worker started processing the file in time."})
+    return stalled + never_started

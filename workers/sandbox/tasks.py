@@ -36,14 +36,15 @@ def _sync_inputs(manager, run) -> None:
     """Place the run's files in /mnt/data under their original names, once per container."""
     from apps.files.models import File
 
-    container_id = manager.container_id(run.thread_id)
+    container_id = manager.container_id(run.thread_id, project=run.project_id)
     placed_key = f"sandbox:placed:{container_id}"
     redis = get_redis()
     for file in File.objects.filter(project_id=run.project_id, pk__in=_input_files(run)):
         if redis.sismember(placed_key, file.pk):
             continue
         with file.content.open("rb") as handle:
-            manager.put_file(run.thread_id, posixpath.basename(file.filename) or file.pk, handle.read())
+            manager.put_file(run.thread_id, posixpath.basename(file.filename) or file.pk, handle,
+                             file_id=file.pk)
         redis.sadd(placed_key, file.pk)
         redis.expire(placed_key, 86_400)
 
@@ -70,6 +71,7 @@ def execute_code(run_id: str, call_id: str, code: str) -> None:
             data = manager.get_file(run.thread_id, path)
             mime = mimetypes.guess_type(path)[0] or "application/octet-stream"
             files[path] = create_output_file(run.project, posixpath.basename(path), data, mime).pk
+            manager.remember_file(run.thread_id, path, files[path])
         outcome = {"stdout": result.stdout, "stderr": result.stderr, "error": result.error,
                    "images": images, "files": files}
     except Exception as exc:  # noqa: BLE001 (the run must hear back, whatever broke)

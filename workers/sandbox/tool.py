@@ -24,7 +24,6 @@ from workers.runs.tools import (
 )
 from workers.sandbox.tasks import reply_key
 
-MODEL_OUTPUT_LIMIT = 20_000
 SANDBOX_LINK = re.compile(r"sandbox:(/mnt/data/[^\s)\]\"'>]+)")
 
 
@@ -46,6 +45,15 @@ def _wait_for_reply(run: Run, call_id: str) -> dict:
                       "value": "No sandbox worker answered in time."}}
 
 
+def truncate_middle(text: str, limit: int) -> str:
+    """At most `limit` characters (plus the marker): the first and the last half are kept,
+    since a traceback or a result usually sits at the end and the context at the start."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters of output cut ...]\n{text[-half:]}"
+
+
 def _model_output(outcome: dict) -> str:
     parts = [outcome.get("stdout", ""), outcome.get("stderr", "")]
     error = outcome.get("error")
@@ -56,7 +64,7 @@ def _model_output(outcome: dict) -> str:
     if outcome.get("files"):
         parts.append("Files written: " + ", ".join(sorted(outcome["files"])))
     text = "\n".join(part for part in parts if part).strip() or "(no output)"
-    return text[:MODEL_OUTPUT_LIMIT]
+    return truncate_middle(text, settings.SANDBOX_LOG_MAX_CHARS)
 
 
 def run_code(run: Run, call_id: str, arguments: str) -> HostedResult:
@@ -75,7 +83,7 @@ def run_code(run: Run, call_id: str, arguments: str) -> HostedResult:
         logs = "\n".join(p for p in (logs, error.get("traceback") or f"{error['name']}: {error['value']}") if p)
     outputs: list[dict] = []
     if logs:
-        outputs.append({"type": "logs", "logs": logs})
+        outputs.append({"type": "logs", "logs": truncate_middle(logs, settings.SANDBOX_LOG_MAX_CHARS)})
     outputs += [{"type": "image", "image": {"file_id": file_id}} for file_id in outcome.get("images", [])]
     record = {"type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}}
     return HostedResult(model_output=_model_output(outcome), record=record,
