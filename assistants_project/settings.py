@@ -111,6 +111,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None
 FILE_UPLOAD_MAX_BYTES = env_int("FILE_UPLOAD_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024 * 1024
+# Largest request body other than an upload, enforced by the web edge (apps/core/edge.py) as it
+# streams in. 32 MiB holds every legitimate request with room to spare: 256,000-character
+# instructions or messages are at most ~3 MB even with every character \u-escaped, and tool
+# outputs of several MB fit too.
+MAX_JSON_BODY_BYTES = env_int("MAX_JSON_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -185,6 +190,12 @@ RERANK_API_KEY = env_str("RERANK_API_KEY", "")
 RERANK_MODEL = env_str("RERANK_MODEL", "BAAI/bge-reranker-v2-m3")
 # HNSW search breadth: 200 keeps recall@10 ≥ 0.95 at 1M chunks (benchmarks/bench_search.py).
 SEARCH_EF_SEARCH = env_int("SEARCH_EF_SEARCH", 200, minimum=10)
+# One search request fans out to an embedding call and two SQL statements per query, and a
+# filter to one SQL clause per comparison: bound both.
+SEARCH_MAX_QUERIES = env_int("SEARCH_MAX_QUERIES", 10, minimum=1)
+SEARCH_MAX_QUERY_CHARS = env_int("SEARCH_MAX_QUERY_CHARS", 4096, minimum=1)
+SEARCH_MAX_FILTER_DEPTH = env_int("SEARCH_MAX_FILTER_DEPTH", 8, minimum=1)
+SEARCH_MAX_FILTER_COMPARISONS = env_int("SEARCH_MAX_FILTER_COMPARISONS", 64, minimum=1)
 
 # Code Interpreter sandboxes.
 SANDBOX_IMAGE = env_str("SANDBOX_IMAGE", "assistants-sandbox:latest")

@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 from apps.core.errors import InvalidRequestError
 from apps.core.models import Project
 from apps.core.pagination import STANDARD, ListRules, paginate
+from apps.core.parsers import reject_unstorable_params
 
 BETA_MISSING = (
     "You must provide the 'OpenAI-Beta' header to access the Assistants API. Please try again by "
@@ -62,6 +63,10 @@ class ApiView(APIView):
         super().initial(request, *args, **kwargs)
         if self.requires_beta:
             check_beta_header(request.headers.get("OpenAI-Beta"))
+        reject_unstorable_params(
+            {("vector_store_id" if name == "store_id" else name): value for name, value in kwargs.items()})
+        reject_unstorable_params((name, value) for name, values in request.query_params.lists()
+                                 for value in values)
         check_path_ids(kwargs)
 
     @property
