@@ -135,6 +135,23 @@ def test_a_valid_surrogate_pair_is_an_ordinary_character(api):
     assert response.json()["name"] == "\U0001F600"
 
 
+@pytest.mark.parametrize("raw", [b'{"model": "gpt-4o", "temperature": NaN}',
+                                 b'{"model": "gpt-4o", "metadata": {"k": "v"}, "top_p": -Infinity}'])
+def test_non_json_constants_are_a_parse_error(api, raw):
+    error = _error(api.post("/assistants", content=raw, headers={"Content-Type": "application/json"}))
+    assert "could not parse the JSON body" in error["message"]
+
+
+def test_a_number_past_the_float_range_is_refused_naming_the_field(api, objects):
+    raw = b'{"model": "gpt-4o", "temperature": 1e400}'
+    error = _error(api.post("/assistants", content=raw, headers={"Content-Type": "application/json"}))
+    assert error["param"] == "temperature"
+    raw = b'{"attributes": {"k": -1e999}}'
+    error = _error(api.post(f"/vector_stores/{objects['store']}/files/{objects['file']}", content=raw,
+                            headers={"Content-Type": "application/json"}))
+    assert error["param"] == "attributes.k"
+
+
 def test_hostile_nesting_is_a_400(api):
     deep = "[" * 5000 + "]" * 5000
     response = api.post("/assistants", content=f'{{"model": "gpt-4o", "metadata": {deep}}}',

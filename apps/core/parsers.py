@@ -5,6 +5,7 @@ parameters and query strings all pass `reject_unstorable_text` here, so no servi
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 
@@ -41,7 +42,7 @@ def _complaint(name: str, text: str, holder: str = "string") -> InvalidRequestEr
 
 def reject_unstorable_text(value: object, path: tuple = ()) -> None:
     """Raise a 400 naming the first string (or object key) in `value` holding NUL or a lone
-    surrogate, or the first place nested deeper than MAX_JSON_DEPTH. Iterative: hostile nesting
+    surrogate, the first non-finite number, or the first place nested deeper than MAX_JSON_DEPTH. Iterative: hostile nesting
     must not become a RecursionError."""
     stack: list[tuple[object, tuple]] = [(value, path)]
     while stack:
@@ -54,6 +55,11 @@ def reject_unstorable_text(value: object, path: tuple = ()) -> None:
         if isinstance(node, str):
             if _UNSTORABLE.search(node):
                 raise _complaint(param_path(where) or "body", node)
+        elif isinstance(node, float) and not math.isfinite(node):
+            # `1e400` parses as infinity, which neither Postgres JSON nor a JSON answer holds.
+            name = param_path(where) or "body"
+            raise InvalidRequestError(f"Invalid '{name}': number out of range. Expected a finite "
+                                      "number.", param=name, code="invalid_value")
         elif isinstance(node, dict):
             for key, inner in node.items():
                 if isinstance(key, str) and _UNSTORABLE.search(key):
@@ -73,12 +79,17 @@ def reject_unstorable_params(params: Mapping[str, object] | Iterable[tuple[str, 
             raise _complaint(name, value)
 
 
+def _not_json(constant: str) -> float:
+    """Python's json reads NaN and Infinity; JSON has no such values."""
+    raise ValueError(f"{constant} is not JSON")
+
+
 class StrictJSONParser(JSONParser):
     """JSON bodies only; duplicate detail of DRF's parse errors is replaced by OpenAI's wording."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:
-            data = json.load(stream)
+            data = json.load(stream, parse_constant=_not_json)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ParseError(JSON_PARSE_MESSAGE) from exc
         reject_unstorable_text(data)
