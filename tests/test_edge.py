@@ -102,7 +102,8 @@ def test_a_chunked_body_past_the_limit_is_refused_with_413_as_it_streams(stack, 
             pass
         status, headers, body = _read_response(sock)
     assert status == 413
-    assert sent <= JSON_LIMIT + 8 * 1024 * 1024, "the server read far past its limit"
+    # Socket buffers hold a few MB in flight; three times the limit would mean it kept reading.
+    assert sent <= JSON_LIMIT + 16 * 1024 * 1024, "the server read far past its limit"
     error = _error(body)
     assert str(JSON_LIMIT) in error["message"] and "MAX_JSON_BODY_BYTES" in error["message"]
     assert headers.get("connection") == "close"
