@@ -109,16 +109,27 @@ class BodyLimitGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        # Only the edge's own checks may answer here: once Django has the request, it answers.
+        spool = None
         try:
-            await self._guarded(scope, receive, send)
+            scope, spool = await self._admit(scope, receive)
         except APIError as error:
             await send_error(send, error)
+            return
+        except _Disconnected:
+            return
+        if spool is None:
+            return await self.app(scope, receive, send)
+        with spool:
+            await self.app(scope, _replay(spool, receive), send)
 
-    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _admit(self, scope: Scope, receive: Receive):
+        """(the scope Django gets, the spooled body of a chunked request or None), or an
+        APIError to answer with."""
         headers = scope["headers"]
         declared, chunked = _declared_length(headers)
         if not chunked and not declared:
-            return await self.app(scope, receive, send)
+            return scope, None
         if scope["path"].startswith("/v1/"):
             authorization = next((value.decode("latin-1") for name, value in headers
                                   if name == b"authorization"), "")
@@ -128,44 +139,51 @@ class BodyLimitGuard:
             if declared > limit:
                 raise too_large(named, setting, declared, declared=True)
             # uvicorn holds the body to its declared length: nothing more can arrive.
-            return await self.app(scope, receive, send)
-        await self._chunked(scope, receive, send, limit, named, setting)
-
-    async def _chunked(self, scope: Scope, receive: Receive, send: Send, limit: int,
-                       named: int, setting: str) -> None:
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
-            received = 0
-            more = True
-            while more:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunk = message.get("body", b"")
-                received += len(chunk)
-                if received > limit:
-                    raise too_large(named, setting, limit, declared=False)
-                spool.write(chunk)
-                more = message.get("more_body", False)
-            spool.seek(0)
-            headers = [(name, value) for name, value in scope["headers"]
-                       if name != b"transfer-encoding"]
-            headers.append((b"content-length", str(received).encode()))
-            await self.app({**scope, "headers": headers}, _replay(spool, received, receive), send)
+            return scope, None
+        spool, received = await _read_chunked(receive, limit, named, setting)
+        headers = [(name, value) for name, value in headers if name != b"transfer-encoding"]
+        headers.append((b"content-length", str(received).encode()))
+        return {**scope, "headers": headers}, spool
 
 
-def _replay(spool, size: int, receive: Receive) -> Receive:
+class _Disconnected(Exception):
+    """The client went away while its chunked body was being read."""
+
+
+async def _read_chunked(receive: Receive, limit: int, named: int, setting: str):
+    """Spool a chunked body, stopping at the first byte past `limit`."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)  # noqa: SIM115 (returned)
+    try:
+        received = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:
+                raise too_large(named, setting, limit, declared=False)
+            spool.write(chunk)
+            more = message.get("more_body", False)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool, received
+
+
+def _replay(spool, receive: Receive) -> Receive:
     """The spooled body as ASGI messages, then the real channel (Django listens on it for the
     client's disconnect)."""
-    remaining = size
     done = False
 
     async def replayed() -> Message:
-        nonlocal remaining, done
+        nonlocal done
         if done:
             return await receive()
-        chunk = spool.read(min(REPLAY_CHUNK_BYTES, remaining))
-        remaining -= len(chunk)
-        done = remaining <= 0
+        chunk = spool.read(REPLAY_CHUNK_BYTES)
+        done = len(chunk) < REPLAY_CHUNK_BYTES
         return {"type": "http.request", "body": chunk, "more_body": not done}
 
     return replayed
