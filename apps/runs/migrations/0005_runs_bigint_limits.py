@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('runs', '0003_callable_auto_defaults'),
+        ('runs', '0004_runs_model_calls'),
     ]
 
     operations = [
