@@ -129,6 +129,11 @@ FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 # link-local or private addresses unless this deployment is private.
 IMAGE_FILE_MAX_BYTES = env_int("IMAGE_FILE_MAX_BYTES", 20 * 1024 * 1024, minimum=1)
 IMAGE_URL_ALLOW_PRIVATE = env_bool("IMAGE_URL_ALLOW_PRIVATE", False)
+# Largest request body other than an upload, enforced by the web edge (apps/core/edge.py) as it
+# streams in. 32 MiB holds every legitimate request with room to spare: 256,000-character
+# instructions or messages are at most ~3 MB even with every character \u-escaped, and tool
+# outputs of several MB fit too.
+MAX_JSON_BODY_BYTES = env_int("MAX_JSON_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -260,6 +265,12 @@ RERANK_API_KEY = env_str("RERANK_API_KEY", "")
 RERANK_MODEL = env_str("RERANK_MODEL", "BAAI/bge-reranker-v2-m3")
 # HNSW search breadth: 200 keeps recall@10 ≥ 0.95 at 1M chunks (benchmarks/bench_search.py).
 SEARCH_EF_SEARCH = env_int("SEARCH_EF_SEARCH", 200, minimum=10)
+# One search request fans out to an embedding call and two SQL statements per query, and a
+# filter to one SQL clause per comparison: bound both.
+SEARCH_MAX_QUERIES = env_int("SEARCH_MAX_QUERIES", 10, minimum=1)
+SEARCH_MAX_QUERY_CHARS = env_int("SEARCH_MAX_QUERY_CHARS", 4096, minimum=1)
+SEARCH_MAX_FILTER_DEPTH = env_int("SEARCH_MAX_FILTER_DEPTH", 8, minimum=1)
+SEARCH_MAX_FILTER_COMPARISONS = env_int("SEARCH_MAX_FILTER_COMPARISONS", 64, minimum=1)
 
 # Ingestion: each file is parsed and chunked in a child process under these limits.
 INGEST_PARSE_MEMORY_BYTES = env_int("INGEST_PARSE_MEMORY_BYTES", 1024 * 1024 * 1024, minimum=64 * 1024 * 1024)

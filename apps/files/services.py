@@ -26,16 +26,23 @@ def get_file(project: Project, file_id: str) -> File:
     return file
 
 
-def require_files(project: Project, file_ids: Iterable[str], param: str) -> None:
-    """Referenced files must exist in the caller's project."""
-    wanted = list(dict.fromkeys(file_ids))
-    found = set(File.objects.filter(project=project, pk__in=wanted).values_list("pk", flat=True))
+def require_files(project: Project, file_ids: Iterable[str], param: str, item: str = "") -> None:
+    """Referenced files must exist in the caller's project. A refusal names the list entry as
+    the caller wrote it: `file_ids[2]`, or `files[2].file_id` with `item=".file_id"`."""
+    wanted = list(file_ids)
+    found = set(File.objects.filter(project=project, pk__in=set(wanted)).values_list("pk", flat=True))
     for index, file_id in enumerate(wanted):
         if file_id not in found:
-            raise InvalidRequestError(
-                f"Invalid '{param}[{index}]': no file found with id '{file_id}'.",
-                param=f"{param}[{index}]",
-            )
+            name = f"{param}[{index}]{item}"
+            raise InvalidRequestError(f"Invalid '{name}': no file found with id '{file_id}'.",
+                                      param=name)
+
+
+def require_file(project: Project, file_id: str, param: str) -> None:
+    """One referenced file (a scalar `file_id`: its name has no index)."""
+    if not File.objects.filter(project=project, pk=file_id).exists():
+        raise InvalidRequestError(f"Invalid '{param}': no file found with id '{file_id}'.",
+                                  param=param)
 
 
 def _form_to_request(form) -> dict:
