@@ -80,6 +80,9 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "max_size": env_int("DB_POOL_MAX_SIZE", 20, minimum=1),
     "timeout": env_float("DB_POOL_TIMEOUT", 30.0, minimum=1.0),
 }
+# A pooled connection is checked before use, so one a Postgres restart broke is replaced
+# rather than failing the request or run that drew it.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL") or embedded.embedded_redis_url(DATA_DIR)
@@ -152,6 +155,12 @@ CELERY_BEAT_SCHEDULE = {
     "maintain-sandbox-sessions": {"task": "workers.sandbox.tasks.maintain_sessions",
                                   "schedule": MAINTENANCE_INTERVAL_SECONDS},
 }
+
+# Redis redelivers a task a worker took but never acknowledged (it died) after this long. It
+# must outlast the longest task, or a live run would be handed to a second worker; a run
+# lasts at most RUN_EXPIRY_SECONDS plus a sandbox call. Lost work is picked up much sooner
+# by the sweeper (stale queued runs are enqueued again), so this is only the backstop.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": RUN_EXPIRY_SECONDS + 300}
 
 # Upstream model provider (any OpenAI-compatible endpoint).
 LLM_BASE_URL = env_str("LLM_BASE_URL", "https://api.openai.com/v1")

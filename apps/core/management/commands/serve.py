@@ -1,6 +1,7 @@
-"""`make run`: everything on one machine until Ctrl-C."""
+"""`make run`: everything on one machine, supervised, until Ctrl-C or SIGTERM."""
 
 import signal
+import sys
 import time
 
 from django.conf import settings
@@ -8,6 +9,9 @@ from django.core.management.base import BaseCommand
 
 from assistants_project.env import env_int, env_str
 from assistants_project.stack import Stack
+from assistants_project.supervisor import GaveUp, Supervisor
+
+CHECK_SECONDS = 0.5
 
 
 class Command(BaseCommand):
@@ -29,6 +33,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
+        failed = None
         try:
             stack.start_services()
             stack.manage("migrate", "--noinput", "-v", "0")
@@ -40,12 +45,19 @@ class Command(BaseCommand):
                 f"Dev API key (also in {settings.DATA_DIR / 'dev-api-key'}):\n{key}\n"
                 "Press Ctrl-C to stop.\n"
             )
+            # A child that dies is restarted; only Ctrl-C or SIGTERM ends the stack, or a
+            # child that keeps dying.
+            supervisor = Supervisor(stack.units, say=lambda line: self.stderr.write(line))
             while not stopping:
-                for name, process in list(stack.children.items()):
-                    if process.poll() is not None:
-                        self.stderr.write(f"{name} exited with {process.returncode}; stopping.")
-                        stopping = True
-                time.sleep(0.5)
+                supervisor.check()
+                time.sleep(CHECK_SECONDS)
+        except GaveUp as gave_up:
+            failed = gave_up
+            self.stderr.write(f"supervisor: {gave_up}; stopping the stack. Its last log lines:")
+            for line in gave_up.tail:
+                self.stderr.write(f"  {gave_up.name} | {line}")
         finally:
             self.stdout.write("Stopping…")
             stack.stop()
+        if failed is not None:
+            sys.exit(1)
