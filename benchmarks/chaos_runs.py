@@ -319,31 +319,48 @@ def drive(client: Client, assistants: dict[str, str], count: int, threads: int, 
 @dataclass
 class FaultPlan:
     kills: int = 20
-    kill_every: tuple[float, float] = (2.0, 5.0)
+    kill_every: tuple[float, float] = (3.0, 6.0)
     redis_restarts: int = 1
     postgres_restarts: int = 1
     web_restarts: int = 1
+
+
+# The supervisor gives up on a process that dies 5 times in a minute (an orchestrator's crash
+# loop): kills stay under that, counting the deaths a Redis restart causes (Celery's workers
+# and beat end when their broker connection drops, and are restarted).
+MAX_KILLS_PER_MINUTE = 3
 
 
 def inject_faults(served: Served, plan: FaultPlan, done: threading.Event, seed: int) -> list[str]:
     """Kills spaced out over the load; Redis, Postgres and web restarts spread among them."""
     rng = random.Random(seed)
     names, weights = zip(*KILL_TARGETS, strict=True)
-    actions = [("kill", name) for name in rng.choices(names, weights=weights, k=plan.kills)]
+    actions = [("kill", None)] * plan.kills
     extra = ([("kill", "redis")] * plan.redis_restarts + [("stop", "postgres")] * plan.postgres_restarts
              + [("stop", "web")] * plan.web_restarts)
     for action in extra:
         actions.insert(rng.randint(1, max(1, len(actions) - 1)), action)
+    deaths: dict[str, list[float]] = defaultdict(list)
     journal = []
     for how, name in actions:
         if done.wait(rng.uniform(*plan.kill_every)):
             journal.append("load finished before every fault was injected")
             break
+        now = time.monotonic()
+        if name is None:
+            allowed = [(n, w) for n, w in zip(names, weights, strict=True)
+                       if sum(1 for t in deaths[n] if now - t < 60) < MAX_KILLS_PER_MINUTE]
+            if not allowed:
+                done.wait(5)
+                allowed = list(zip(names, weights, strict=True))
+            name = rng.choices([n for n, _ in allowed], weights=[w for _, w in allowed])[0]
         pid = served.wait_for_child(name, timeout=90)
         # A worker or Redis dies as the OOM killer would; Postgres and web are restarted as a
         # deploy would (fast shutdown, graceful stop).
         sig = signal.SIGKILL if how == "kill" else (signal.SIGINT if name == "postgres" else signal.SIGTERM)
         os.kill(pid, sig)
+        for victim in ([*names, "beat"] if name == "redis" else [name]):
+            deaths[victim].append(time.monotonic())
         journal.append(f"{time.strftime('%H:%M:%S')} {how} {name} (pid {pid})")
         served.wait_for_child(name, timeout=90, other_than=pid)
     return journal
