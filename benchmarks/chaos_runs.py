@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
+warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 TERMINAL = ("cancelled", "failed", "completed", "incomplete", "expired")
 ACTIVE = ("queued", "in_progress", "requires_action", "cancelling")
@@ -350,9 +352,12 @@ def inject_faults(served: Served, plan: FaultPlan, done: threading.Event, seed: 
         if name is None:
             allowed = [(n, w) for n, w in zip(names, weights, strict=True)
                        if sum(1 for t in deaths[n] if now - t < 60) < MAX_KILLS_PER_MINUTE]
+            while not allowed and not done.wait(1):
+                now = time.monotonic()
+                allowed = [(n, w) for n, w in zip(names, weights, strict=True)
+                           if sum(1 for t in deaths[n] if now - t < 60) < MAX_KILLS_PER_MINUTE]
             if not allowed:
-                done.wait(5)
-                allowed = list(zip(names, weights, strict=True))
+                break
             name = rng.choices([n for n, _ in allowed], weights=[w for _, w in allowed])[0]
         pid = served.wait_for_child(name, timeout=90)
         # A worker or Redis dies as the OOM killer would; Postgres and web are restarted as a

@@ -36,6 +36,13 @@ def _wait(predicate, timeout: float, what: str, interval: float = 0.1):
         time.sleep(interval)
 
 
+def _finished(client, thread_id: str, run_id: str, timeout: float = 60.0):
+    """The run once it ended; bounded, so a run that never ends fails the test, not the suite."""
+    terminal = ("cancelled", "failed", "completed", "incomplete", "expired")
+    return _wait(lambda: (run := client.beta.threads.runs.retrieve(run_id, thread_id=thread_id)).status
+                 in terminal and run, timeout, f"run {run_id} to end", interval=0.2)
+
+
 def _log(stack, name: str) -> str:
     return (stack.log_dir / f"{name}.log").read_text(errors="replace")
 
@@ -96,7 +103,7 @@ def test_a_redis_outage_while_the_run_waits_on_a_slow_embedding_gives_no_second_
           "the query embedding")
     _restart_redis(stack, down_seconds=2.0)
 
-    final = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=200)
+    final = _finished(client, thread.id, run.id)
     assert final.status == "completed", final.last_error
     time.sleep(2 * 4)  # two orphan timeouts: a wrongly resumed run would have shown by now
     assert len(_chat_calls(upstream, marker)) == 2
@@ -128,7 +135,7 @@ def test_a_stale_worker_is_refused_and_stops_while_the_new_attempt_completes(
     _resume(Run.objects.get(pk=run.id))
     cut = get_redis().xlen(events.stream_key(run.id))
 
-    final = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=100)
+    final = _finished(client, thread.id, run.id)
     assert final.status == "completed"
     assert Run.objects.get(pk=run.id).attempts == 2
     answers = list(Message.objects.filter(run_id=run.id, role="assistant"))
@@ -154,7 +161,7 @@ def test_a_lost_enqueue_is_recovered(client, upstream, stack):
         get_redis().delete("runs")  # the queue's list: the run's message is gone
     finally:
         stack.start_worker("runs")
-    final = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=200)
+    final = _finished(client, thread.id, run.id)
     assert final.status == "completed"
     assert _recovery_line(stack, "worker-runs", run.id, "queued_reenqueued")
 
@@ -175,7 +182,7 @@ def test_a_dead_cancelling_run_ends_cancelled(client, upstream, stack):
         assert cancelling.status == "cancelling"
     finally:
         stack.start_worker("runs")
-    final = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=200)
+    final = _finished(client, thread.id, run.id)
     assert final.status == "cancelled"
     message = client.beta.threads.messages.list(thread.id, run_id=run.id).data[0]
     assert message.status == "incomplete"

@@ -8,6 +8,7 @@ import importlib.util
 import os
 import shutil
 import signal
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.fake_upstream import FakeUpstream, Reply
 BASE_DIR = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("chaos_runs", BASE_DIR / "benchmarks" / "chaos_runs.py")
 chaos_runs = importlib.util.module_from_spec(_spec)
+sys.modules["chaos_runs"] = chaos_runs  # its dataclasses look their module up
 _spec.loader.exec_module(chaos_runs)
 
 

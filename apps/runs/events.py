@@ -47,14 +47,21 @@ REDIS_RETRY_SECONDS = 15.0
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
 
-def retrying(operation: Callable[[], T], what: str) -> T:
+def _never_ran(error: Exception) -> bool:
+    """The command surely did not run: Redis could not be reached, or refused it while loading."""
+    return isinstance(error, redis.BusyLoadingError) or "connecting to" in str(error)
+
+
+def retrying(operation: Callable[[], T], what: str, *, idempotent: bool = True) -> T:
+    """`operation`, retried through a Redis outage. An XADD is retried only when it surely did
+    not run (a repeated one would repeat an event on the stream)."""
     deadline = time.monotonic() + REDIS_RETRY_SECONDS
     delay = 0.05
     while True:
         try:
             return operation()
         except _TRANSIENT as error:
-            if time.monotonic() + delay > deadline:
+            if time.monotonic() + delay > deadline or not (idempotent or _never_ran(error)):
                 raise
             logger.warning("redis unavailable for %s, retrying: %s", what, error)
             time.sleep(delay)
@@ -68,7 +75,7 @@ def publish(run_id: str, event: str, data: dict | str, *, pipeline=None) -> None
                 maxlen=STREAM_MAXLEN, approximate=True)
     target.expire(stream_key(run_id), STREAM_TTL_SECONDS)
     if pipeline is None:
-        retrying(target.execute, "publish")
+        retrying(target.execute, "publish", idempotent=False)
 
 
 # XADD unless the run was told to stop or another attempt owns it, in one atomic step: once a
@@ -100,7 +107,7 @@ def publish_unless_stopped(run_id: str, events: list[tuple[str, dict | str]], at
     script = _publish_unless_stopped_script()
     outcome = retrying(lambda: script(keys=[stream_key(run_id), cancel_key(run_id), owner_key(run_id)],
                                       args=[*args, STREAM_MAXLEN, STREAM_TTL_SECONDS, attempt]),
-                       "publish")
+                       "publish", idempotent=False)
     if outcome == -1:
         raise Superseded(run_id)
     return bool(outcome)
@@ -110,7 +117,7 @@ def publish_many(run_id: str, events: list[tuple[str, dict | str]]) -> None:
     pipeline = get_redis().pipeline(transaction=False)
     for event, data in events:
         publish(run_id, event, data, pipeline=pipeline)
-    retrying(pipeline.execute, "publish")
+    retrying(pipeline.execute, "publish", idempotent=False)
 
 
 def publish_done(run_id: str) -> None:
