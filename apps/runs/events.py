@@ -216,6 +216,22 @@ def unseen_for(marks: list[tuple[str, str]], now: float) -> dict[str, float]:
             for (run_id, _), seen in zip(marks, first, strict=True)}
 
 
+def count_reenqueue(run_id: str, tag: str) -> int:
+    """How often the sweeper enqueued this (run, tag) again before, counting this time."""
+    key = f"run:{run_id}:reenqueued:{tag}"
+    pipeline = get_redis().pipeline(transaction=False)
+    pipeline.incr(key)
+    pipeline.expire(key, STREAM_TTL_SECONDS)
+    return int(pipeline.execute()[0]) - 1
+
+
+def reenqueues(run_ids_tags: list[tuple[str, str]]) -> dict[str, int]:
+    if not run_ids_tags:
+        return {}
+    counts = get_redis().mget([f"run:{run_id}:reenqueued:{tag}" for run_id, tag in run_ids_tags])
+    return {run_id: int(count or 0) for (run_id, _), count in zip(run_ids_tags, counts, strict=True)}
+
+
 def clear_suspicion(marks: list[tuple[str, str]]) -> None:
     if marks:
         get_redis().delete(*[suspect_key(run_id, tag) for run_id, tag in marks])

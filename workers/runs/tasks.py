@@ -102,17 +102,26 @@ def recover_orphaned_runs() -> int:
         # Re-asserted on every pass: a cancel whose flag Redis lost still reaches the worker.
         if run.status == "cancelling":
             events.request_cancel(run.pk)
+    # A queued run may just wait its turn behind a long queue: each time it is enqueued again
+    # the next time waits twice as long, so a backlog is never flooded with duplicates.
+    requeued = events.reenqueues([(run.pk, _tag(run)) for run in unseen if run.status == "queued"])
+    timeout = settings.RUN_ORPHAN_AFTER_SECONDS
     acted = 0
     for run in unseen:
-        if waited[run.pk] < settings.RUN_ORPHAN_AFTER_SECONDS:
+        if run.status == "queued":
+            if waited[run.pk] < timeout * (2 ** (requeued[run.pk] + 1) - 1):
+                continue
+            acted += 1
+            count = events.count_reenqueue(run.pk, _tag(run)) + 1
+            state.log_recovery(run.pk, "queued_reenqueued", run.attempts,
+                               waited_seconds=round(waited[run.pk], 1), times=count)
+            enqueue_run(run.pk)
+            continue
+        if waited[run.pk] < timeout:
             continue
         acted += 1
         events.clear_suspicion([(run.pk, _tag(run))])
-        if run.status == "queued":
-            state.log_recovery(run.pk, "queued_reenqueued", run.attempts,
-                               waited_seconds=round(waited[run.pk], 1))
-            enqueue_run(run.pk)
-        elif run.status == "cancelling":
+        if run.status == "cancelling":
             events.revoke(run.pk, run.attempts)
             state.log_recovery(run.pk, "dead_cancelling_cancelled", run.attempts)
             finish_cancelled(run.pk)
