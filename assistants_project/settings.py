@@ -146,10 +146,14 @@ CELERY_TASK_ROUTES = {
     "workers.sandbox.tasks.*": {"queue": "sandbox"},
 }
 CELERY_BEAT_SCHEDULE = {
+    # A sweep nobody ran in time is dropped, not piled up: after an outage the workers start
+    # on real work, not on a backlog of identical sweeps.
     "expire-runs": {"task": "workers.runs.tasks.expire_runs",
-                    "schedule": MAINTENANCE_INTERVAL_SECONDS},
+                    "schedule": MAINTENANCE_INTERVAL_SECONDS,
+                    "options": {"expires": MAINTENANCE_INTERVAL_SECONDS * 2}},
     "recover-orphaned-runs": {"task": "workers.runs.tasks.recover_orphaned_runs",
-                              "schedule": MAINTENANCE_INTERVAL_SECONDS},
+                              "schedule": MAINTENANCE_INTERVAL_SECONDS,
+                              "options": {"expires": MAINTENANCE_INTERVAL_SECONDS * 2}},
     "expire-vector-stores": {"task": "workers.ingest.tasks.expire_vector_stores",
                              "schedule": 60.0},
     "maintain-sandbox-sessions": {"task": "workers.sandbox.tasks.maintain_sessions",

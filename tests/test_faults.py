@@ -76,9 +76,13 @@ def celery_restarted_after(stack):
     names = [name for name in stack.children if name.startswith("worker-") or name == "beat"]
     for name in names:
         stack.stop_child(name)
+    sizes = {name: (stack.log_dir / f"{name}.log").stat().st_size for name in names}
     for name in names:
         stack.restart_child(name)
-    time.sleep(3)
+    for name in names:
+        if name.startswith("worker-"):
+            _wait(lambda name=name: b" ready." in (stack.log_dir / f"{name}.log").read_bytes()[sizes[name]:],
+                  60, f"{name} to be ready")
 
 
 def test_a_redis_outage_while_the_run_waits_on_a_slow_embedding_gives_no_second_execution(
@@ -99,8 +103,13 @@ def test_a_redis_outage_while_the_run_waits_on_a_slow_embedding_gives_no_second_
     upstream.embedding_delay = 3.0  # under the embeddings client timeout (LLM_TIMEOUT=4 in tests)
     thread = client.beta.threads.create(messages=[{"role": "user", "content": marker}])
     run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=bot.id)
-    _wait(lambda: any(r.path.endswith("/embeddings") for r in upstream.requests[-3:]), 20,
-          "the query embedding")
+    def query_embedding_started() -> bool:
+        asked = [r.at for r in upstream.requests if r.path.endswith("/chat/completions")
+                 and marker in str(r.json)]
+        return bool(asked) and any(r.path.endswith("/embeddings") and r.at > asked[0]
+                                   for r in upstream.requests)
+
+    _wait(query_embedding_started, 20, "the query embedding")
     _restart_redis(stack, down_seconds=2.0)
 
     final = _finished(client, thread.id, run.id)
@@ -125,7 +134,7 @@ def test_a_stale_worker_is_refused_and_stops_while_the_new_attempt_completes(
                      Reply(text="the second attempt's answer"))
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
     run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=bot.id)
-    _wait(lambda: Message.objects.filter(run_id=run.id).exists(), 10, "the first attempt's message")
+    _wait(lambda: Message.objects.filter(run_id=run.id).exists(), 30, "the first attempt's message")
 
     # A worker that no longer owns the run cannot complete it; nobody completes it unfenced.
     assert state.end_run(run.id, "completed", attempt=0) is None
