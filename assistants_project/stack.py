@@ -213,9 +213,21 @@ class Stack:
             process.wait()
 
     def stop(self) -> None:
-        for name in reversed(list(self.children)):
-            if name not in self.services:
-                self.stop_child(name)
+        # Every application process is told at once, so their graceful shutdowns overlap.
+        names = [name for name in reversed(list(self.children)) if name not in self.services]
+        for name in names:
+            with contextlib.suppress(ProcessLookupError):
+                if self.children[name].poll() is None:
+                    os.killpg(self.children[name].pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15.0
+        for name in names:
+            process = self.children.pop(name)
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
         if self.redis_process is not None and self.redis_process.poll() is None:
             # The deployment lives and dies with this command: its sandboxes go with it.
             with contextlib.suppress(subprocess.CalledProcessError):

@@ -76,7 +76,7 @@ class Served:
             time.sleep(0.1)
         raise TimeoutError(f"{name} did not come (back) within {timeout} s")
 
-    def stop(self, timeout: float = 60.0) -> int:
+    def stop(self, timeout: float = 120.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
