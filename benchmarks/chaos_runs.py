@@ -136,7 +136,7 @@ class Client:
             run = self.retry(lambda: self.sdk.beta.threads.runs.retrieve(run_id, thread_id=thread_id))
             if run.status in until or time.monotonic() > deadline:
                 return run
-            time.sleep(0.1)
+            time.sleep(0.25)
 
     def stream_run(self, thread_id: str, assistant_id: str) -> tuple[str, str]:
         """(run id, how the stream ended: done, error or silent)."""
@@ -385,8 +385,13 @@ def main() -> None:
     # clients with streams open can exhaust the web's default pool of 20 (PoolTimeout).
     parser.add_argument("--db-pool-max-size", type=int, default=None)
     args = parser.parse_args()
+    from http.server import ThreadingHTTPServer
+
     from tests.fake_upstream import FakeUpstream
 
+    # The fake model shares this process with 32 busy clients: a backlog of 5 pending
+    # connections (the default) would refuse the workers' calls, failing runs for no fault.
+    ThreadingHTTPServer.request_queue_size = 256
     subprocess.run(["rm", "-rf", str(args.data_dir)], check=True)
     upstream = FakeUpstream().start()
     image = subprocess.run(["bash", str(BASE_DIR / "sandbox_image" / "build.sh")], check=True,
