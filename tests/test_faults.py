@@ -243,3 +243,31 @@ def test_docker_compose_runs_workers_that_fit_their_database_pool():
         max_size = int((service.get("environment") or {}).get("DB_POOL_MAX_SIZE") or 20)
         check_worker_capacity(pool, concurrency, max_size)  # raises ImproperlyConfigured
         assert name
+
+
+def test_a_run_whose_worker_died_after_writing_the_answer_is_completed_not_answered_twice(
+        client, upstream, stack, orm):
+    """The state a worker lost between the answer's close and the run's end leaves behind
+    (the row still in progress, no heartbeat): recovery resumes it, and the new attempt ends it
+    without calling the model again."""
+    from apps.core.redis_client import get_redis
+    from apps.runs import events
+    from apps.runs.models import Run
+    from apps.threads.models import Message
+
+    bot = client.beta.assistants.create(model="gpt-4o")
+    marker = f"answer once {uuid.uuid4().hex[:8]}"
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": marker}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=bot.id,
+                                                    poll_interval_ms=100)
+    assert run.status == "completed"
+    Run.objects.filter(pk=run.id).update(status="in_progress", completed_at=None,
+                                         expires_at=int(time.time()) + 600)
+    get_redis().delete(events.cancel_key(run.id))
+
+    final = _finished(client, thread.id, run.id)
+    assert final.status == "completed"
+    assert Run.objects.get(pk=run.id).resumes == 1
+    assert len(_chat_calls(upstream, marker)) == 1
+    assert Message.objects.filter(run_id=run.id, role="assistant").count() == 1
+    assert _recovery_line(stack, "worker-runs", run.id, "resumed_run_already_answered")

@@ -256,6 +256,9 @@ class RunExecution:
             # The run's answer always gets its message (the SDK's get_final_messages() needs
             # one), even when the model said nothing: it may still carry Code Interpreter images.
             writer.open_message()
+            # Marked as the answer: a worker lost between this and the run's end leaves a run
+            # that recovery completes, rather than answering twice.
+            writer.message_step.tool_io = {**writer.message_step.tool_io, "final_answer": True}
         self._close_message(writer, usage=text_usage)
         if not completion.tool_calls:
             state.end_run(run.pk, "completed", attempt=self.attempt)
@@ -359,6 +362,15 @@ class RunExecution:
 INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError)
 
 
+def _answered(run: Run) -> bool:
+    """The run's answer is written: its last step is the closed final message."""
+    from apps.runs.models import RunStep
+
+    last = RunStep.objects.filter(run=run).order_by("-created_ns").first()
+    return (last is not None and last.type == "message_creation" and last.status == "completed"
+            and bool((last.tool_io or {}).get("final_answer")))
+
+
 def execute_run(run_id: str) -> None:
     run = Run.objects.filter(pk=run_id).first()
     if run is None:
@@ -377,6 +389,10 @@ def execute_run(run_id: str) -> None:
     if claimed.resumes:
         state.log_recovery(run_id, "resumed_by_worker", attempt, resumes=claimed.resumes)
     try:
+        if claimed.resumes and _answered(claimed):
+            state.log_recovery(run_id, "resumed_run_already_answered", attempt)
+            state.end_run(run_id, "completed", attempt=attempt)
+            return
         for check in RUN_PREFLIGHTS:
             problem = check(claimed)
             if problem:
