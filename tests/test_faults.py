@@ -225,7 +225,7 @@ def test_a_pool_concurrency_mismatch_is_refused_at_start_up(stack):
         [sys.executable, "-m", "celery", "-A", "assistants_project", "worker", "-P", "threads",
          "-c", "32", "-Q", f"capacity-probe-{uuid.uuid4().hex[:6]}", "--without-gossip",
          "--without-mingle"],
-        env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=60)
+        env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=180)
     assert worker.returncode != 0
     assert "ImproperlyConfigured" in worker.stderr and "DB_POOL_MAX_SIZE" in worker.stderr
 

@@ -123,6 +123,7 @@ def test_a_process_that_keeps_dying_stops_the_stack_with_its_last_log_lines(serv
         killed = pid
         if served.process.poll() is not None:
             break
-    assert served.process.wait(timeout=90) == 1
-    assert _said(served, "supervisor: beat died 5 times within 60 s; stopping the stack")
+    _wait(lambda: _said(served, "supervisor: beat died 5 times within 60 s; stopping the stack"), 90,
+          "the supervisor to give up")
+    assert served.process.wait(timeout=240) == 1  # after stopping the rest of the stack
     assert _said(served, "  beat | ")
