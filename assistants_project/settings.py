@@ -103,6 +103,9 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "max_size": env_int("DB_POOL_MAX_SIZE", 20, minimum=1),
     "timeout": env_float("DB_POOL_TIMEOUT", 30.0, minimum=1.0),
 }
+# A pooled connection is checked before use, so one a Postgres restart broke is replaced
+# rather than failing the request or run that drew it.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL") or embedded.embedded_redis_url(DATA_DIR)
@@ -182,10 +185,14 @@ CELERY_TASK_ROUTES = {
     "workers.sandbox.tasks.*": {"queue": "sandbox"},
 }
 CELERY_BEAT_SCHEDULE = {
+    # A sweep nobody ran in time is dropped, not piled up: after an outage the workers start
+    # on real work, not on a backlog of identical sweeps.
     "expire-runs": {"task": "workers.runs.tasks.expire_runs",
-                    "schedule": MAINTENANCE_INTERVAL_SECONDS},
+                    "schedule": MAINTENANCE_INTERVAL_SECONDS,
+                    "options": {"expires": MAINTENANCE_INTERVAL_SECONDS * 2}},
     "recover-orphaned-runs": {"task": "workers.runs.tasks.recover_orphaned_runs",
-                              "schedule": MAINTENANCE_INTERVAL_SECONDS},
+                              "schedule": MAINTENANCE_INTERVAL_SECONDS,
+                              "options": {"expires": MAINTENANCE_INTERVAL_SECONDS * 2}},
     "expire-vector-stores": {"task": "workers.ingest.tasks.expire_vector_stores",
                              "schedule": 60.0},
     "expire-files": {"task": "workers.files.tasks.expire_files",
@@ -218,6 +225,12 @@ RETRY_MATCH_WINDOW_SECONDS = env_int("RETRY_MATCH_WINDOW_SECONDS", 120, minimum=
 # and /metrics sums them. Local, never on a volume shared by containers (file names are pids).
 METRICS_DIR = env_path("PROMETHEUS_MULTIPROC_DIR", Path(tempfile.gettempdir()) / (
     "assistants-metrics-" + hashlib.sha1(str(DATA_DIR).encode()).hexdigest()[:10]))
+
+# Redis redelivers a task a worker took but never acknowledged (it died) after this long. It
+# must outlast the longest task, or a live run would be handed to a second worker; a run
+# lasts at most RUN_EXPIRY_SECONDS plus a sandbox call. Lost work is picked up much sooner
+# by the sweeper (stale queued runs are enqueued again), so this is only the backstop.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": RUN_EXPIRY_SECONDS + 300}
 
 # Upstream model provider (any OpenAI-compatible endpoint). With neither LLM_BASE_URL nor
 # LLM_API_KEY, the stack serves an embedded model (assistants_project.embedded_models) and

@@ -48,8 +48,10 @@ class Run(ProjectScoped):
     # Usage adds up over every model call of a long run: 64-bit, like the limits above.
     prompt_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
-    # How often a worker claimed it: a run whose worker died is resumed once, then failed.
+    # How often a worker claimed it; the current value fences the claiming worker's writes.
     attempts = models.IntegerField(default=0)
+    # How often recovery resumed it after its worker died; past the limit it fails instead.
+    resumes = models.IntegerField(default=0)
 
     class Meta:
         indexes = [

@@ -1,9 +1,17 @@
 """Writes what one model call produces (message, run steps) to the database and publishes the
-matching stream events, in OpenAI's order. Rows are written before the next external call."""
+matching stream events, in OpenAI's order. Rows are written before the next external call.
+
+Every write is fenced by the worker's attempt (`run.attempts` of the claimed row): rows are
+created under the run's row lock only while the attempt holds the run, updates match only
+while it does, and deltas go through the Redis owner check. A worker recovery replaced gets
+`Superseded` and stops."""
 
 from __future__ import annotations
 
 import time
+
+from django.db import transaction
+from django.db.models import Exists, QuerySet
 
 from apps.core.ids import new_id
 from apps.core.models import unix_now
@@ -37,9 +45,27 @@ class _RawCode:
         return fragment
 
 
+def held_by(run: Run) -> Exists:
+    """The run row still held by the attempt that claimed `run`."""
+    return Exists(Run.objects.filter(pk=run.pk).filter(state.holds(run.attempts)))
+
+
+def fenced(queryset: QuerySet, run: Run) -> QuerySet:
+    return queryset.filter(held_by(run))
+
+
+def check_fence(run: Run) -> None:
+    """After a fenced write matched nothing: Superseded when another attempt owns the run (a
+    row someone else closed, or a run ended elsewhere, is the quiet case)."""
+    current = Run.objects.filter(pk=run.pk).values_list("attempts", flat=True).first()
+    if current != run.attempts:
+        raise events.Superseded(f"{run.pk}: attempt {run.attempts} replaced by {current}")
+
+
 class TurnWriter:
     def __init__(self, run: Run) -> None:
         self.run = run
+        self.attempt = run.attempts
         self.message: Message | None = None
         self.message_step: RunStep | None = None
         self.message_closed = False
@@ -56,19 +82,38 @@ class TurnWriter:
         self._annotations = StreamAnnotations()
 
     # -- helpers ------------------------------------------------------------------------
+    def _lock_held_run(self) -> None:
+        """Inside a transaction: the run row, locked as recovery's requeue would lock it, still
+        held by this attempt; so no row is ever created after recovery took the run."""
+        held = Run.objects.select_for_update(no_key=True).filter(pk=self.run.pk).filter(
+            state.holds(self.attempt)).values_list("pk", flat=True)
+        if not list(held):
+            raise events.Superseded(f"{self.run.pk}: attempt {self.attempt} no longer holds the run")
+
+    def _publish(self, batch: list[tuple[str, dict]]) -> None:
+        events.publish_unless_stopped(self.run.pk, batch, self.attempt)
+
     def _new_step(self, kind: str, details: dict) -> RunStep:
-        step = RunStep.objects.create(
-            project_id=self.run.project_id, run=self.run, thread_id=self.run.thread_id,
-            assistant_id=self.run.assistant_id, type=kind, step_details=details,
-        )
+        with transaction.atomic():
+            self._lock_held_run()
+            step = RunStep.objects.create(
+                project_id=self.run.project_id, run=self.run, thread_id=self.run.thread_id,
+                assistant_id=self.run.assistant_id, type=kind, step_details=details,
+            )
         rendered = render_step(step, self.run.include)
-        events.publish_unless_stopped(self.run.pk, [("thread.run.step.created", rendered),
-                                                    ("thread.run.step.in_progress", rendered)])
+        self._publish([("thread.run.step.created", rendered), ("thread.run.step.in_progress", rendered)])
         return step
 
     def _step_delta(self, step: RunStep, details: dict) -> None:
-        events.publish_unless_stopped(self.run.pk, [("thread.run.step.delta", {
+        self._publish([("thread.run.step.delta", {
             "id": step.pk, "object": "thread.run.step.delta", "delta": {"step_details": details}})])
+
+    def save_step(self, step: RunStep, *fields: str) -> None:
+        """What a hosted tool call changed on the step, while the step is open."""
+        changed = fenced(RunStep.objects.filter(pk=step.pk, status="in_progress"), self.run).update(
+            **{name: getattr(step, name) for name in fields})
+        if not changed:
+            check_fence(self.run)
 
     # -- text ---------------------------------------------------------------------------
     def open_message(self) -> Message:
@@ -78,14 +123,15 @@ class TurnWriter:
         self.message_step = self._new_step(
             "message_creation",
             {"type": "message_creation", "message_creation": {"message_id": message_id}})
-        self.message = Message.objects.create(
-            id=message_id, project_id=self.run.project_id, thread_id=self.run.thread_id,
-            role="assistant", content=[], status="in_progress",
-            assistant_id=self.run.assistant_id, run_id=self.run.pk,
-        )
+        with transaction.atomic():
+            self._lock_held_run()
+            self.message = Message.objects.create(
+                id=message_id, project_id=self.run.project_id, thread_id=self.run.thread_id,
+                role="assistant", content=[], status="in_progress",
+                assistant_id=self.run.assistant_id, run_id=self.run.pk,
+            )
         rendered = render_message(self.message)
-        events.publish_unless_stopped(self.run.pk, [("thread.message.created", rendered),
-                                                    ("thread.message.in_progress", rendered)])
+        self._publish([("thread.message.created", rendered), ("thread.message.in_progress", rendered)])
         return self.message
 
     def on_text(self, fragment: str) -> None:
@@ -110,7 +156,7 @@ class TurnWriter:
                                         for i, a in enumerate(found)]
         self.annotations += found
         self._sent = end
-        events.publish_unless_stopped(self.run.pk, [("thread.message.delta", {
+        self._publish([("thread.message.delta", {
             "id": self.message.pk, "object": "thread.message.delta",
             "delta": {"content": [{"index": 0, "type": "text", "text": text_part}]}})])
 
@@ -119,8 +165,10 @@ class TurnWriter:
         if self.message is None:
             return
         self._last_flush = time.monotonic()
-        Message.objects.filter(pk=self.message.pk, status="in_progress").update(
-            content=self._content([]))
+        changed = fenced(Message.objects.filter(pk=self.message.pk, status="in_progress"),
+                         self.run).update(content=self._content([]))
+        if not changed:
+            check_fence(self.run)
 
     def _content(self, annotations: list[dict], extra_parts: list[dict] | None = None) -> list[dict]:
         parts = [*(extra_parts or [])]
@@ -142,7 +190,7 @@ class TurnWriter:
         for position, part in enumerate(extra_parts):
             content_delta.append({"index": offset + position, **part})
         if content_delta:
-            events.publish_unless_stopped(self.run.pk, [("thread.message.delta", {
+            self._publish([("thread.message.delta", {
                 "id": self.message.pk, "object": "thread.message.delta",
                 "delta": {"content": content_delta}})])
 
@@ -161,7 +209,9 @@ class TurnWriter:
         else:
             fields["incomplete_at"] = unix_now()
             fields["incomplete_details"] = {"reason": incomplete_reason}
-        if not Message.objects.filter(pk=message.pk, status="in_progress").update(**fields):
+        if not fenced(Message.objects.filter(pk=message.pk, status="in_progress"),
+                      self.run).update(**fields):
+            check_fence(self.run)
             return
         for name, value in fields.items():
             setattr(message, name, value)
@@ -179,7 +229,9 @@ class TurnWriter:
         fields = {"status": status, "prompt_tokens": usage[0], "completion_tokens": usage[1],
                   "last_error": state.step_error(last_error), stamp: unix_now(),
                   "step_details": step.step_details, "tool_io": step.tool_io}
-        if not RunStep.objects.filter(pk=step.pk, status="in_progress").update(**fields):
+        if not fenced(RunStep.objects.filter(pk=step.pk, status="in_progress"),
+                      self.run).update(**fields):
+            check_fence(self.run)
             return
         for name, value in fields.items():
             setattr(step, name, value)
@@ -256,7 +308,7 @@ class TurnWriter:
         self.flush()
         self._sync_calls()
         if self.tool_step is not None:
-            self.tool_step.save(update_fields=["step_details", "tool_io"])
+            self.save_step(self.tool_step, "step_details", "tool_io")
 
     def call_id(self, index: int) -> str:
         return self._call_ids[index]

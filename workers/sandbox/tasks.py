@@ -49,14 +49,30 @@ def _sync_inputs(manager, run) -> None:
         redis.expire(placed_key, 86_400)
 
 
+def _awaited_run(run_id: str, call_id: str):
+    """The run, when it is live and still waits on this very call; None for a stale task (a
+    redelivery after a worker died, or a call of an attempt recovery replaced), which must
+    never execute code in the thread's live kernel."""
+    from apps.runs.models import Run, RunStep
+    from apps.runs.state import is_overdue
+
+    run = Run.objects.filter(pk=run_id, status="in_progress").first()
+    if run is None or is_overdue(run):
+        return None
+    waiting = RunStep.objects.filter(run=run, type="tool_calls", status="in_progress",
+                                     step_details__contains={"tool_calls": [{"id": call_id}]})
+    return run if waiting.exists() else None
+
+
 @shared_task(name="workers.sandbox.tasks.execute_code", ignore_result=True)
 def execute_code(run_id: str, call_id: str, code: str) -> None:
     from apps.files.services import create_output_file
-    from apps.runs.models import Run
+    from apps.runs.state import log_recovery
     from workers.sandbox.service import get_manager
 
-    run = Run.objects.filter(pk=run_id).first()
+    run = _awaited_run(run_id, call_id)
     if run is None:
+        log_recovery(run_id, "stale_sandbox_task_refused", None, call=call_id)
         return
     manager = get_manager()
     outcome: dict

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from django.conf import settings
 
 from apps.core.redis_client import get_redis
-from apps.runs import events
+from apps.runs import state
 from apps.runs.models import Run, RunStep
 from workers.runs.partial_json import string_field
 from workers.runs.tools import (
@@ -31,14 +31,18 @@ class Cancelled(Exception):
     pass
 
 
+def _reply_wait_seconds() -> float:
+    return settings.SANDBOX_EXEC_TIMEOUT + 120
+
+
 def _wait_for_reply(run: Run, call_id: str) -> dict:
-    deadline = time.monotonic() + settings.SANDBOX_EXEC_TIMEOUT + 120
+    deadline = time.monotonic() + _reply_wait_seconds()
     redis = get_redis()
     while time.monotonic() < deadline:
         item = redis.blpop(reply_key(call_id), timeout=1)
         if item is not None:
             return json.loads(item[1])
-        if events.cancel_requested(run.pk):
+        if state.must_stop(run):
             raise Cancelled()
     return {"stdout": "", "stderr": "", "images": [], "files": {},
             "error": {"name": "SandboxUnavailable", "traceback": "",
@@ -71,7 +75,9 @@ def run_code(run: Run, call_id: str, arguments: str) -> HostedResult:
     from assistants_project.celery import app
 
     code = string_field(arguments, "code") or arguments
-    app.send_task("workers.sandbox.tasks.execute_code", args=[run.pk, call_id, code], queue="sandbox")
+    # Nobody waits for the reply past that: a message redelivered later is dropped unread.
+    app.send_task("workers.sandbox.tasks.execute_code", args=[run.pk, call_id, code], queue="sandbox",
+                  expires=_reply_wait_seconds())
     try:
         outcome = _wait_for_reply(run, call_id)
     except Cancelled:
