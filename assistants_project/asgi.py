@@ -3,4 +3,10 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+# Imported once Django is set up: the edge reads settings and, for /v1 bodies, API keys.
+from apps.core.edge import BodyLimitGuard  # noqa: E402
+
+# The edge bounds request bodies while they stream in, before Django reads them.
+application = BodyLimitGuard(django_application)

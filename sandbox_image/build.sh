@@ -8,7 +8,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 base_hash="$(cat "$here/packages.txt" "$here/base.recipe" | sha256sum | cut -c1-12)"
 base_tag="assistants-sandbox-base:$base_hash"
-image_hash="$(cat "$here/build.sh" "$here/runner.py" "$here/Dockerfile.offline" | sha256sum | cut -c1-6)"
+image_hash="$(cat "$here/build.sh" "$here/runner.py" "$here/kernel.py" "$here/Dockerfile.offline" | sha256sum | cut -c1-6)"
 tag="assistants-sandbox:$base_hash-$image_hash"
 
 if docker image inspect "$tag" >/dev/null 2>&1; then

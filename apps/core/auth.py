@@ -21,25 +21,31 @@ def _redact(raw: str) -> str:
     return raw[:3] + "*" * 10 + raw[-4:]
 
 
+def api_key_for_header(header: str) -> ApiKey:
+    """The live key an `Authorization` header names, or the 401 OpenAI answers. Shared by DRF's
+    authentication and the web edge, which checks a key before it reads any request body."""
+    scheme, _, raw_key = header.partition(" ")
+    raw_key = raw_key.strip()
+    if scheme.lower() != "bearer" or not raw_key:
+        raise AuthenticationError(MISSING_KEY_MESSAGE)
+    api_key = (
+        ApiKey.objects.select_related("project")
+        .filter(key_hash=hash_api_key(raw_key), revoked=False)
+        .first()
+    )
+    if api_key is None:
+        raise AuthenticationError(
+            f"Incorrect API key provided: {_redact(raw_key)}. "
+            "You can find your API key in the server's DATA_DIR/dev-api-key or create one with "
+            "`manage.py create_api_key`.",
+            code="invalid_api_key",
+        )
+    return api_key
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request):
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        scheme, _, raw_key = header.partition(" ")
-        raw_key = raw_key.strip()
-        if scheme.lower() != "bearer" or not raw_key:
-            raise AuthenticationError(MISSING_KEY_MESSAGE)
-        api_key = (
-            ApiKey.objects.select_related("project")
-            .filter(key_hash=hash_api_key(raw_key), revoked=False)
-            .first()
-        )
-        if api_key is None:
-            raise AuthenticationError(
-                f"Incorrect API key provided: {_redact(raw_key)}. "
-                "You can find your API key in the server's DATA_DIR/dev-api-key or create one with "
-                "`manage.py create_api_key`.",
-                code="invalid_api_key",
-            )
+        api_key = api_key_for_header(request.META.get("HTTP_AUTHORIZATION", ""))
         log_context.bind(project=str(api_key.project_id))
         return (None, api_key)
 

@@ -11,7 +11,8 @@ from functools import cache
 from pathlib import Path
 
 from apps.core.errors import InvalidRequestError
-from apps.core.openapi_messages import describe_error
+from apps.core.openapi_messages import describe_error, json_type_name
+from apps.core.openapi_nulls import drop_absent_nulls
 
 SPEC_PATH = Path(__file__).resolve().parent / "spec" / "assistants.openapi.yaml"
 BASE_URI = "urn:assistants-spec"
@@ -25,7 +26,16 @@ def load_spec() -> dict:
     with SPEC_PATH.open() as handle:
         spec = yaml.load(handle, Loader=loader)
     _normalise(spec)
+    _apply_decisions(spec)
     return spec
+
+
+def _apply_decisions(spec: dict) -> None:
+    """Where the document contradicts itself, the decision recorded in spec/DECISIONS.md: an
+    upload may say `purpose: "evals"`, and the file object echoes it, as OpenAI's API does."""
+    purpose = spec["components"]["schemas"]["OpenAIFile"]["properties"]["purpose"]
+    if "evals" not in purpose["enum"]:
+        purpose["enum"].append("evals")
 
 
 def _normalise(node: object) -> None:
@@ -86,7 +96,39 @@ def _request_patches(spec: dict) -> dict:
     # An image URL is an absolute http(s) URL (or an inline data URL), as `format: uri` says.
     image_url = schemas["MessageContentImageUrlObject"]["properties"]["image_url"]
     image_url["properties"]["url"]["pattern"] = "^(https?://[^\\s]+|data:image/[a-z]+;base64,.+)$"
+    _bound_integers(patched)
     return patched
+
+
+INT64_MAX = 2**63 - 1
+
+
+def _bound_integers(node: object) -> None:
+    """An integer the document leaves unbounded (`max_prompt_tokens`, `chunk_overlap_tokens`,
+    `last_messages`, ...) is held to what a 64-bit column stores: past it the caller gets the
+    usual "integer above maximum value" 400 with the bound, never an overflow in the database."""
+    if isinstance(node, dict):
+        types = node.get("type")
+        if types == "integer" or (isinstance(types, list) and "integer" in types):
+            node.setdefault("maximum", INT64_MAX)
+            node.setdefault("minimum", -INT64_MAX - 1)
+        for value in node.values():
+            _bound_integers(value)
+    elif isinstance(node, list):
+        for value in node:
+            _bound_integers(value)
+
+
+@cache
+def _request_spec() -> dict:
+    return _request_patches(load_spec())
+
+
+def _request_ref(ref: str) -> dict:
+    node: object = _request_spec()
+    for part in ref.split("#", 1)[1].strip("/").split("/"):
+        node = node[part]  # type: ignore[index]
+    return node if isinstance(node, dict) else {}
 
 
 @cache
@@ -94,7 +136,7 @@ def _registry(kind: str):
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT202012
 
-    spec = load_spec() if kind == "response" else _request_patches(load_spec())
+    spec = load_spec() if kind == "response" else _request_spec()
     return Registry().with_resource(BASE_URI, Resource(contents=spec, specification=DRAFT202012))
 
 
@@ -108,19 +150,67 @@ def _validator(kind: str, schema_name: str):
 
 
 def validate_request(schema_name: str, body: object) -> None:
-    """Raise InvalidRequestError naming the offending field when `body` breaks the schema."""
+    """Raise InvalidRequestError naming the offending field when `body` breaks the schema.
+    Nulls that stand for absent optional fields are removed from `body` first."""
     if not isinstance(body, dict):
         raise InvalidRequestError(
-            "Invalid type for request body: expected an object, but got "
-            f"{type(body).__name__} instead.",
+            f"Invalid type for request body: expected an object, but got {json_type_name(body)} "
+            "instead.",
             code="invalid_type",
         )
+    drop_absent_nulls({"$ref": f"#/components/schemas/{schema_name}"}, body, _request_ref)
     from jsonschema.exceptions import best_match
 
     error = best_match(_validator("request", schema_name).iter_errors(body), key=_relevance)
     if error is not None:
         message, param, code = describe_error(error)
         raise InvalidRequestError(message, param=param, code=code)
+    _integers_from_floats(schema_name, body)
+
+
+def _has_integral_float(node: object) -> bool:
+    if isinstance(node, float):
+        return node.is_integer()
+    if isinstance(node, dict):
+        return any(_has_integral_float(value) for value in node.values())
+    if isinstance(node, list):
+        return any(_has_integral_float(value) for value in node)
+    return False
+
+
+@cache
+def _strict_integer_validator(schema_name: str):
+    """The request validator, except that `5.0` is not an integer: its type errors point at
+    every place where the schema wanted an integer and the body sent an integral float."""
+    from jsonschema import Draft202012Validator, validators
+
+    checker = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool))
+    strict = validators.extend(Draft202012Validator, type_checker=checker)
+    return strict({"$ref": f"{BASE_URI}#/components/schemas/{schema_name}"},
+                  registry=_registry("request"))
+
+
+def _integers_from_floats(schema_name: str, body: dict) -> None:
+    """JSON Schema calls `5.0` an integer, so it passed validation; from here on it is the int
+    5 (`max_num_results` slices a list, `last_messages` is echoed back). Changes `body` in place."""
+    if not _has_integral_float(body):
+        return
+    pending = list(_strict_integer_validator(schema_name).iter_errors(body))
+    while pending:
+        error = pending.pop()
+        pending.extend(error.context or [])
+        wanted = error.validator_value if error.validator == "type" else None
+        wants_integer = wanted == "integer" or (isinstance(wanted, list) and "integer" in wanted)
+        if not (wants_integer and isinstance(error.instance, float) and error.instance.is_integer()):
+            continue
+        path = list(error.absolute_path)
+        if not path:
+            continue
+        container: object = body
+        for part in path[:-1]:
+            container = container[part]  # type: ignore[index]
+        container[path[-1]] = int(error.instance)  # type: ignore[index]
 
 
 def _relevance(error):

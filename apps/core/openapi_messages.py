@@ -16,7 +16,8 @@ def param_path(path) -> str:
     return text
 
 
-def _instance_type(value: object) -> str:
+def json_type_name(value: object) -> str:
+    """The JSON type of a parsed value, in words ("an object", "null"), never Python's."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -39,8 +40,19 @@ def _expected(types) -> str:
     return "one of " + " or ".join(names)
 
 
+def json_text(value: object) -> str:
+    """A value as the client wrote it: strings as they are, anything else as JSON (`null`,
+    `true`, `{"a": 1}`), so no message ever shows a Python repr."""
+    if isinstance(value, str):
+        return value
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
 def _quote_values(values) -> str:
-    quoted = [f"'{v}'" for v in values]
+    quoted = [f"'{json_text(v)}'" for v in values if v is not None]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
@@ -136,7 +148,7 @@ def describe_error(error) -> tuple[str, str | None, str]:
                 param, "string_above_max_length")
     if combined_types is not None:
         return (f"Invalid type for '{name}': expected {_expected(combined_types)}, but got "
-                f"{_instance_type(instance)} instead.", param, "invalid_type")
+                f"{json_type_name(instance)} instead.", param, "invalid_type")
     if kind == "additionalProperties":
         allowed = set((error.schema.get("properties") or {}).keys())
         extra = sorted(key for key in instance if key not in allowed)
@@ -149,7 +161,7 @@ def describe_error(error) -> tuple[str, str | None, str]:
         return f"Missing required parameter: '{target}'.", target, "missing_required_parameter"
     if kind == "type":
         return (f"Invalid type for '{name}': expected {_expected(value)}, but got "
-                f"{_instance_type(instance)} instead.", param, "invalid_type")
+                f"{json_type_name(instance)} instead.", param, "invalid_type")
     if kind == "maxLength":
         return (f"Invalid '{name}': string too long. Expected a string with maximum length "
                 f"{value}, but got a string with length {len(instance)} instead.",
@@ -173,7 +185,7 @@ def describe_error(error) -> tuple[str, str | None, str]:
             ">" if kind == "exclusiveMinimum" else ">=")
         direction = "above maximum" if above else "below minimum"
         return (f"Invalid '{name}': {number} {direction} value. Expected a value {comparison} "
-                f"{value}, but got {instance} instead.",
+                f"{json_text(value)}, but got {json_text(instance)} instead.",
                 param, f"{number}_{'above_max' if above else 'below_min'}_value")
     if kind == "maxProperties":
         return (f"Invalid '{name}': too many properties. Expected an object with at most {value} "
@@ -181,8 +193,8 @@ def describe_error(error) -> tuple[str, str | None, str]:
                 param, "object_above_max_properties")
     if kind in ("enum", "const"):
         options = value if kind == "enum" else [value]
-        return (f"Invalid value: '{instance}'. Supported values are: {_quote_values(options)}.",
-                param, "invalid_value")
+        return (f"Invalid value: '{json_text(instance)}'. Supported values are: "
+                f"{_quote_values(options)}.", param, "invalid_value")
     if kind == "oneOf" and isinstance(instance, dict):
         # Several alternatives matched: the body mixes fields that exclude each other.
         given = [key for branch in value for key in (_resolved(error, branch).get("required") or [])
@@ -190,10 +202,35 @@ def describe_error(error) -> tuple[str, str | None, str]:
         if len(given) > 1:
             return (f"Invalid '{name}': only one of {_quote_values(given).replace(' and ', ' or ')} "
                     "may be given.", param, "invalid_value")
+    if kind == "oneOf":
+        # Several alternatives accept the value (they only constrain objects): the value has
+        # the wrong type for the field itself.
+        expected = error.schema.get("type")
+        if expected is not None:
+            return (f"Invalid type for '{name}': expected {_expected(expected)}, but got "
+                    f"{json_type_name(instance)} instead.", param, "invalid_type")
     if kind == "pattern" and name.endswith("image_url.url"):
         return (f"Invalid '{name}'. Expected a valid URL, but got a value with an invalid format.",
                 param, "invalid_value")
     if kind == "pattern":
         return (f"Invalid '{name}': string does not match pattern. Expected a string that "
                 f"matches the pattern '{value}'.", param, "invalid_value")
-    return f"Invalid '{name}': {error.message}", param, "invalid_value"
+    return _other(kind, name, value, instance), param, "invalid_value"
+
+
+def _other(kind: str, name: str, value: object, instance: object) -> str:
+    """Keywords the contract hardly uses, in the API's words (never the validator's)."""
+    if kind == "additionalProperties" and isinstance(instance, dict):
+        return f"Invalid '{name}': the object has properties that are not allowed here."
+    if kind == "uniqueItems":
+        return f"Invalid '{name}': array items must be unique."
+    if kind == "minProperties":
+        return (f"Invalid '{name}': too few properties. Expected an object with at least "
+                f"{json_text(value)} properties.")
+    if kind == "multipleOf":
+        return f"Invalid '{name}': expected a multiple of {json_text(value)}."
+    if kind == "oneOf":
+        return f"Invalid '{name}': the value matches more than one of the accepted forms."
+    if kind in ("anyOf", "allOf", "not"):
+        return f"Invalid '{name}': the value is not one of the accepted forms."
+    return f"Invalid '{name}': the value is not valid here."

@@ -10,6 +10,7 @@ from apps.core.errors import InvalidRequestError
 from apps.core.idempotency import Replay
 from apps.core.models import Project
 from apps.core.pagination import STANDARD, ListRules, paginate
+from apps.core.parsers import reject_unstorable_params
 
 BETA_MISSING = (
     "You must provide the 'OpenAI-Beta' header to access the Assistants API. Please try again by "
@@ -65,6 +66,10 @@ class ApiView(APIView):
         guard.admit(request, self.project)
         if self.requires_beta:
             check_beta_header(request.headers.get("OpenAI-Beta"))
+        reject_unstorable_params(
+            {("vector_store_id" if name == "store_id" else name): value for name, value in kwargs.items()})
+        reject_unstorable_params((name, value) for name, values in request.query_params.lists()
+                                 for value in values)
         check_path_ids(kwargs)
 
     def handle_exception(self, exc):

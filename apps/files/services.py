@@ -10,7 +10,7 @@ from django.core.files import File as DjangoFile
 from django.db import transaction
 from django.db.models import Sum
 
-from apps.core.errors import InvalidRequestError, not_found
+from apps.core.errors import InvalidRequestError, NotFoundError, not_found
 from apps.core.models import Project
 from apps.core.openapi import validate_request
 from apps.core.quotas import refuse_storage, storage_limit
@@ -26,16 +26,23 @@ def get_file(project: Project, file_id: str) -> File:
     return file
 
 
-def require_files(project: Project, file_ids: Iterable[str], param: str) -> None:
-    """Referenced files must exist in the caller's project."""
-    wanted = list(dict.fromkeys(file_ids))
-    found = set(File.objects.filter(project=project, pk__in=wanted).values_list("pk", flat=True))
+def require_files(project: Project, file_ids: Iterable[str], param: str, item: str = "") -> None:
+    """Referenced files must exist in the caller's project. A refusal names the list entry as
+    the caller wrote it: `file_ids[2]`, or `files[2].file_id` with `item=".file_id"`."""
+    wanted = list(file_ids)
+    found = set(File.objects.filter(project=project, pk__in=set(wanted)).values_list("pk", flat=True))
     for index, file_id in enumerate(wanted):
         if file_id not in found:
-            raise InvalidRequestError(
-                f"Invalid '{param}[{index}]': no file found with id '{file_id}'.",
-                param=f"{param}[{index}]",
-            )
+            name = f"{param}[{index}]{item}"
+            raise InvalidRequestError(f"Invalid '{name}': no file found with id '{file_id}'.",
+                                      param=name)
+
+
+def require_file(project: Project, file_id: str, param: str) -> None:
+    """One referenced file (a scalar `file_id`: its name has no index)."""
+    if not File.objects.filter(project=project, pk=file_id).exists():
+        raise InvalidRequestError(f"Invalid '{param}': no file found with id '{file_id}'.",
+                                  param=param)
 
 
 def _form_to_request(form) -> dict:
@@ -122,7 +129,32 @@ def delete_file(project: Project, file_id: str) -> str:
         file.delete()
         if storage_name:
             transaction.on_commit(lambda: storage.delete(storage_name))
+        transaction.on_commit(lambda: _leave_sandboxes(file_id))
     return file_id
+
+
+def _leave_sandboxes(file_id: str) -> None:
+    """Sandboxes holding a copy of the file (an input placed in /mnt/data, or the file a run
+    wrote there) lose it now, not when their session ends."""
+    from apps.core.redis_client import get_redis
+    from assistants_project.celery import app
+    from workers.sandbox.manager import holding_key
+
+    if get_redis().exists(holding_key(file_id)):
+        app.send_task("workers.sandbox.file_tasks.forget_file", args=[file_id], queue="sandbox")
+
+
+def expire_due_files(now: int | None = None) -> int:
+    """Beat: files past their `expires_after` are deleted as a DELETE would, their vector store
+    chunks and sandbox copies included."""
+    due = list(File.objects.filter(expires_at__lte=now or int(time.time()))
+               .values_list("project_id", "pk")[:500])
+    for project_id, file_id in due:
+        try:
+            delete_file(Project(pk=project_id), file_id)
+        except NotFoundError:
+            continue  # deleted meanwhile
+    return len(due)
 
 
 def list_files(project: Project, purpose: str | None):

@@ -35,8 +35,9 @@ class Run(ProjectScoped):
     tool_resources = models.JSONField(default=dict, blank=True)
     temperature = models.FloatField(null=True, blank=True)
     top_p = models.FloatField(null=True, blank=True)
-    max_prompt_tokens = models.IntegerField(null=True, blank=True)
-    max_completion_tokens = models.IntegerField(null=True, blank=True)
+    # 64-bit: the contract sets no upper bound, and the request schema holds them to int64.
+    max_prompt_tokens = models.BigIntegerField(null=True, blank=True)
+    max_completion_tokens = models.BigIntegerField(null=True, blank=True)
     truncation_strategy = models.JSONField(default=dict)
     tool_choice = models.JSONField(default=auto, null=True)
     parallel_tool_calls = models.BooleanField(default=True)
@@ -44,10 +45,13 @@ class Run(ProjectScoped):
     reasoning_effort = models.CharField(max_length=16, null=True, blank=True)
     include = models.JSONField(default=list, blank=True)
 
-    prompt_tokens = models.IntegerField(default=0)
-    completion_tokens = models.IntegerField(default=0)
-    # How often a worker claimed it: a run whose worker died is resumed once, then failed.
+    # Usage adds up over every model call of a long run: 64-bit, like the limits above.
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    # How often a worker claimed it; the current value fences the claiming worker's writes.
     attempts = models.IntegerField(default=0)
+    # How often recovery resumed it after its worker died; past the limit it fails instead.
+    resumes = models.IntegerField(default=0)
 
     class Meta:
         indexes = [
@@ -87,8 +91,8 @@ class RunStep(ProjectScoped):
     cancelled_at = models.IntegerField(null=True, blank=True)
     failed_at = models.IntegerField(null=True, blank=True)
     completed_at = models.IntegerField(null=True, blank=True)
-    prompt_tokens = models.IntegerField(default=0)
-    completion_tokens = models.IntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
     # What the model itself sent and got back for hosted tool calls, by call id; kept apart
     # from step_details, which is the public record.
     tool_io = models.JSONField(default=dict, blank=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from django.conf import settings
@@ -287,7 +288,8 @@ def _match_outputs(expected: list[str], submitted: list[dict]) -> dict[str, str]
     missing = [call_id for call_id in expected if call_id not in outputs]
     if missing:
         raise InvalidRequestError(
-            f"Expected tool outputs for call_ids {expected}, got {list(outputs)}. "
+            f"Expected tool outputs for call_ids {json.dumps(expected)}, got "
+            f"{json.dumps(list(outputs))}. "
             f"Missing outputs for: {', '.join(missing)}. All outputs must be submitted in a "
             "single request.",
             param="tool_outputs")

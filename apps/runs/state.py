@@ -1,9 +1,13 @@
 """The run row is the state machine. Every status change goes through `transition`, a
 conditional UPDATE that only succeeds from an allowed status, and then publishes the event.
-`end_run` ends a run early and closes what it left open, publishing in OpenAI's order."""
+`end_run` ends a run early and closes what it left open, publishing in OpenAI's order.
+
+A worker's changes are fenced by its attempt (the row's `attempts` when it claimed the run):
+once recovery handed the run to another attempt, the old worker's changes match no row."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.db.models import Q
@@ -25,6 +29,19 @@ ALLOWED_FROM = {
     "expired": ("queued", "in_progress", "requires_action", "cancelling"),
 }
 
+recovery_logger = logging.getLogger("runs.recovery")
+
+
+def log_recovery(run_id: str, what: str, attempt: int | None, **details) -> None:
+    """One line per recovery action, in one shape, so an operator can follow a run through a
+    fault: `recovery run=… event=… attempt=… key=value…`."""
+    extra = "".join(f" {name}={value}" for name, value in details.items())
+    recovery_logger.warning("recovery run=%s event=%s attempt=%s%s", run_id, what, attempt, extra)
+
+
+# Only the worker executing the run ends it this way, so only its current attempt may.
+WORKER_STATUSES = ("completed", "incomplete", "requires_action")
+
 _TIMESTAMP_FIELD = {
     "in_progress": "started_at",
     "cancelled": "cancelled_at",
@@ -41,9 +58,11 @@ STEP_TIMESTAMP_FIELD = {
 
 
 def transition(run_id: str, to: str, *, publish: bool = True, where: Q | None = None,
-               **fields) -> Run | None:
-    """Move the run to `to` if its current status allows it (and `where` holds); None when it
-    did not."""
+               attempt: int | None = None, **fields) -> Run | None:
+    """Move the run to `to` if its current status allows it (and `where` holds, and the run is
+    still held by `attempt` when given); None when it did not."""
+    if to in WORKER_STATUSES and attempt is None:
+        raise ValueError(f"only the worker holding a run moves it to {to}: pass its attempt")
     now = unix_now()
     stamp = _TIMESTAMP_FIELD.get(to)
     if stamp and stamp not in fields:
@@ -54,6 +73,8 @@ def transition(run_id: str, to: str, *, publish: bool = True, where: Q | None = 
     candidates = Run.objects.filter(pk=run_id, status__in=ALLOWED_FROM[to])
     if where is not None:
         candidates = candidates.filter(where)
+    if attempt is not None:
+        candidates = candidates.filter(attempts=attempt)
     updated = candidates.update(status=to, **fields)
     if not updated:
         return None
@@ -112,11 +133,12 @@ def close_open_messages(run: Run, reason: str, *, publish: bool = True) -> None:
 
 
 def end_run(run_id: str, status: str, *, step_status: str | None = None,
-            message_reason: str | None = None, where: Q | None = None, **fields) -> Run | None:
+            message_reason: str | None = None, where: Q | None = None,
+            attempt: int | None = None, **fields) -> Run | None:
     """Move the run to a terminal `status` and close what it left open, publishing as a normal
     completion does: message events, then step events, then the run event, then `done`.
     None (and nothing published) when the run could not move, e.g. it had already ended."""
-    run = transition(run_id, status, publish=False, where=where, **fields)
+    run = transition(run_id, status, publish=False, where=where, attempt=attempt, **fields)
     if run is None:
         return None
     events.request_stop(run_id)
@@ -129,9 +151,9 @@ def end_run(run_id: str, status: str, *, step_status: str | None = None,
     return run
 
 
-def expire(run_id: str, where: Q | None = None) -> Run | None:
+def expire(run_id: str, where: Q | None = None, attempt: int | None = None) -> Run | None:
     return end_run(run_id, "expired", step_status="expired", message_reason="run_expired",
-                   where=where)
+                   where=where, attempt=attempt)
 
 
 def is_overdue(run: Run) -> bool:
@@ -139,8 +161,19 @@ def is_overdue(run: Run) -> bool:
 
 
 def must_stop(run: Run) -> bool:
-    """Whoever works on the run stops: it was cancelled or ended elsewhere, or ran out of time."""
-    return events.cancel_requested(run.pk) or is_overdue(run)
+    """Whoever works on the run stops: it was cancelled or ended elsewhere, ran out of time, or
+    (`run` being the worker's claimed row, whose `attempts` is its own) another attempt owns it."""
+    told, superseded = events.stop_signals(run.pk, run.attempts)
+    return told or superseded or is_overdue(run)
+
+
+def superseded(run: Run) -> bool:
+    return events.stop_signals(run.pk, run.attempts)[1]
+
+
+def holds(attempt: int) -> Q:
+    """Rows of a run still held by `attempt` (it may be cancelling: its worker ends it)."""
+    return Q(attempts=attempt, status__in=("in_progress", "cancelling"))
 
 
 def expire_if_overdue(run: Run) -> Run:

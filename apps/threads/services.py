@@ -14,7 +14,8 @@ from apps.assistants.tool_resources import forget_file_in, normalize_tool_resour
 from apps.core.errors import InvalidRequestError, not_found
 from apps.core.models import Project
 from apps.core.openapi import validate_request
-from apps.files.services import require_files
+from apps.files.services import require_file
+from apps.threads.images import check_image_file, check_image_url
 from apps.threads.models import Message, Thread
 
 
@@ -54,11 +55,12 @@ def _content_parts(project: Project, content, param: str) -> list[dict]:
             parts.append({"type": "text", "text": {"value": part["text"], "annotations": []}})
         elif kind == "image_file":
             image = part["image_file"]
-            require_files(project, [image["file_id"]], f"{param}[{index}].image_file.file_id")
+            check_image_file(project, image["file_id"], f"{param}[{index}].image_file.file_id")
             parts.append({"type": "image_file", "image_file": {
                 "file_id": image["file_id"], "detail": image.get("detail") or "auto"}})
         else:
             image = part["image_url"]
+            check_image_url(image["url"], f"{param}[{index}].image_url.url")
             parts.append({"type": "image_url", "image_url": {
                 "url": image["url"], "detail": image.get("detail") or "auto"}})
     return parts
@@ -74,7 +76,7 @@ def _attachments(project: Project, attachments, param: str) -> list[dict] | None
                     f"Missing required parameter: '{param}[{index}].{key}'.",
                     param=f"{param}[{index}].{key}", code="missing_required_parameter",
                 )
-        require_files(project, [attachment["file_id"]], f"{param}[{index}].file_id")
+        require_file(project, attachment["file_id"], f"{param}[{index}].file_id")
     return [{"file_id": a["file_id"], "tools": a["tools"]} for a in attachments]
 
 

@@ -55,6 +55,10 @@ class VectorStoreFile(models.Model):
     usage_bytes = models.BigIntegerField(default=0)
     chunking_strategy = models.JSONField(default=dict)
     attributes = models.JSONField(null=True, blank=True)
+    # Set when a worker starts on the file (wall-clock ns): the stall deadline counts from here,
+    # and the attempts stop a file that kills its worker from being redelivered for ever.
+    ingest_started_ns = models.BigIntegerField(null=True, blank=True)
+    ingest_attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["vector_store", "file"], name="one_file_per_store")]

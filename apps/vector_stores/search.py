@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 
+from apps.core.errors import InvalidRequestError
 from apps.vector_stores.embeddings import embed_texts
 from apps.vector_stores.models import Chunk
 from apps.vector_stores.reranking import rerank, reranker_configured
@@ -33,6 +34,48 @@ class Hit:
 
 
 _COMPARISONS = {"eq": "", "gt": "__gt", "gte": "__gte", "lt": "__lt", "lte": "__lte"}
+
+
+def bound_queries(query: str | list) -> None:
+    """Each query costs an embedding call and two SQL statements: cap how many one request
+    sends (SEARCH_MAX_QUERIES) and how long each is (SEARCH_MAX_QUERY_CHARS)."""
+    most, longest = settings.SEARCH_MAX_QUERIES, settings.SEARCH_MAX_QUERY_CHARS
+    queries = query if isinstance(query, list) else [query]
+    if len(queries) > most:
+        raise InvalidRequestError(
+            f"Invalid 'query': array too long. Expected an array with maximum length {most}, but "
+            f"got an array with length {len(queries)} instead.", param="query",
+            code="array_above_max_length")
+    for index, text in enumerate(queries):
+        if isinstance(text, str) and len(text) > longest:
+            name = f"query[{index}]" if isinstance(query, list) else "query"
+            raise InvalidRequestError(
+                f"Invalid '{name}': string too long. Expected a string with maximum length "
+                f"{longest}, but got a string with length {len(text)} instead.", param=name,
+                code="string_above_max_length")
+
+
+def bound_filters(filters: object) -> None:
+    """Nesting (SEARCH_MAX_FILTER_DEPTH) and comparisons (SEARCH_MAX_FILTER_COMPARISONS) of a
+    search filter, checked before the schema validator or `filter_q` recurse into it."""
+    deepest, most = settings.SEARCH_MAX_FILTER_DEPTH, settings.SEARCH_MAX_FILTER_COMPARISONS
+    comparisons = 0
+    pending: list[tuple[object, str, int]] = [(filters, "filters", 1)]
+    while pending:
+        node, name, depth = pending.pop()
+        if not isinstance(node, dict) or not isinstance(node.get("filters"), list):
+            comparisons += 1
+            if comparisons > most:
+                raise InvalidRequestError(
+                    f"Invalid 'filters': too many comparisons. Expected at most {most} "
+                    "comparison filters in one search.", param="filters", code="invalid_value")
+            continue
+        if depth > deepest:
+            raise InvalidRequestError(
+                f"Invalid '{name}': filters nested too deeply. Expected at most {deepest} levels "
+                "of compound filters.", param=name, code="invalid_value")
+        pending.extend((inner, f"{name}.filters[{index}]", depth + 1)
+                       for index, inner in enumerate(node["filters"]))
 
 
 def filter_q(spec: dict, prefix: str = "vector_store_file__attributes__") -> Q:

@@ -11,7 +11,7 @@ from apps.core.errors import InvalidRequestError, not_found
 from apps.core.models import Project, unix_now
 from apps.core.openapi import validate_request
 from apps.files.models import File
-from apps.files.services import require_files
+from apps.files.services import require_file, require_files
 from apps.vector_stores.models import FileBatch, VectorStore, VectorStoreFile
 
 INGEST_TASK = "workers.ingest.tasks.ingest_file"
@@ -181,7 +181,7 @@ def get_store_file(project: Project, store_id: str, file_id: str) -> VectorStore
 def create_store_file(project: Project, store_id: str, body: dict) -> VectorStoreFile:
     validate_request("CreateVectorStoreFileRequest", body)
     store = get_store(project, store_id)
-    require_files(project, [body["file_id"]], "file_id")
+    require_file(project, body["file_id"], "file_id")
     chunking = resolve_chunking(body.get("chunking_strategy"))
     with transaction.atomic():
         return _attach(project, store, [body["file_id"]], chunking, body.get("attributes"))[0]
@@ -244,7 +244,7 @@ def create_batch(project: Project, store_id: str, body: dict) -> FileBatch:
     if body.get("files"):
         items = [(f["file_id"], resolve_chunking(f.get("chunking_strategy"), f"files[{i}].chunking_strategy"),
                   f.get("attributes")) for i, f in enumerate(body["files"])]
-        require_files(project, [item[0] for item in items], "files")
+        require_files(project, [item[0] for item in items], "files", ".file_id")
     else:
         file_ids = body.get("file_ids") or []
         if not file_ids:
@@ -291,11 +291,22 @@ def expire_due_stores(now: int | None = None) -> int:
 
 
 INGESTION_DEADLINE_SECONDS = 1800
+# A file waiting in the queue behind a large batch is not stalled; one that never starts is.
+INGESTION_QUEUE_DEADLINE_SECONDS = 86_400
 
 
 def fail_stalled_ingestion(now: int | None = None) -> int:
-    """Files whose ingestion never finished (its worker died) do not stay `in_progress`."""
-    cutoff_ns = ((now or unix_now()) - INGESTION_DEADLINE_SECONDS) * 1_000_000_000
-    return VectorStoreFile.objects.filter(status="in_progress", created_ns__lt=cutoff_ns).update(
-        status="failed",
-        last_error={"code": "server_error", "message": "Processing the file did not finish in time."})
+    """Files whose ingestion never finished (its worker died) do not stay `in_progress`. The
+    deadline counts from when a worker started on the file, not from when it was attached, so
+    the last files of a big batch get the same time as the first."""
+    now_ns = (now or unix_now()) * 1_000_000_000
+    stalled = VectorStoreFile.objects.filter(
+        status="in_progress", ingest_started_ns__lt=now_ns - INGESTION_DEADLINE_SECONDS * 1_000_000_000,
+    ).update(status="failed", last_error={
+        "code": "server_error", "message": "Processing the file did not finish in time."})
+    never_started = VectorStoreFile.objects.filter(
+        status="in_progress", ingest_started_ns=None,
+        created_ns__lt=now_ns - INGESTION_QUEUE_DEADLINE_SECONDS * 1_000_000_000,
+    ).update(status="failed", last_error={
+        "code": "server_error", "message": "No worker started processing the file in time."})
+    return stalled + never_started

@@ -5,7 +5,7 @@ from apps.core.openapi import validate_request
 from apps.core.views import ApiView
 from apps.vector_stores import services
 from apps.vector_stores.models import VectorStore
-from apps.vector_stores.search import rewrite_query, search
+from apps.vector_stores.search import bound_filters, bound_queries, rewrite_query, search
 from apps.vector_stores.serializers import render_batch, render_store_file, render_vector_store
 
 
@@ -92,9 +92,12 @@ class FileBatchFilesView(ApiView):
 class VectorStoreSearchView(ApiView):
     def post(self, request, store_id: str):
         body = self.body()
+        if isinstance(body, dict) and body.get("filters") is not None:
+            bound_filters(body["filters"])
         validate_request("VectorStoreSearchRequest", body)
-        store = services.get_store(self.project, store_id)
+        bound_queries(body["query"])
         queries = body["query"] if isinstance(body["query"], list) else [body["query"]]
+        store = services.get_store(self.project, store_id)
         if body.get("rewrite_query"):
             queries = [rewrite_query(query) for query in queries]
         ranking = body.get("ranking_options") or {}

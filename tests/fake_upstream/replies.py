@@ -13,6 +13,7 @@ class Reply:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     chunk_words: int = 1
+    chunk_chars: int | None = None  # split the text every n characters instead of by words
     first_token_delay: float = 0.0
     per_chunk_delay: float = 0.0
     status: int = 200

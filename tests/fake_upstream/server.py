@@ -54,6 +54,8 @@ class FakeUpstream:
         self._responder: Callable[[dict], Reply | None] | None = None
         self.requests: list[RecordedRequest] = []
         self.instant = False
+        # Seconds each embeddings request takes (a slow embedding model).
+        self.embedding_delay = 0.0
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -97,6 +99,7 @@ class FakeUpstream:
             self._queue.clear()
             self._failures.clear()
             self._responder = None
+            self.embedding_delay = 0.0
             self.requests.clear()
 
     def chat_requests(self) -> list[dict]:
@@ -178,6 +181,8 @@ class FakeUpstream:
                                                "param": None, "code": None}})
 
             def _embeddings(self, body: dict) -> None:
+                if upstream.embedding_delay and not upstream.instant:
+                    time.sleep(upstream.embedding_delay)
                 inputs = body.get("input")
                 inputs = [inputs] if isinstance(inputs, str) else list(inputs or [])
                 dimensions = int(body.get("dimensions") or 256)
@@ -229,6 +234,9 @@ class FakeUpstream:
                     prompt_tokens = sum(len(json.dumps(m.get("content") or "").split())
                                         for m in body.get("messages") or []) + 1
                 chunks = _words(reply.text, reply.chunk_words) if reply.text else []
+                if reply.text and reply.chunk_chars:
+                    chunks = [reply.text[start:start + reply.chunk_chars]
+                              for start in range(0, len(reply.text), reply.chunk_chars)]
                 completion_tokens = reply.completion_tokens
                 if completion_tokens is None:
                     completion_tokens = max(1, len(chunks) + sum(

@@ -29,7 +29,11 @@ def _fib(word: bytes) -> tuple[int, int, int, int]:
     position += 2 + csw * 2
     cslw = struct.unpack_from("<H", word, position)[0]
     lw_start = position + 2
+    if cslw <= CCP_TEXT_INDEX:
+        raise Word97Error("the File Information Block is damaged")
     ccp_text = struct.unpack_from("<i", word, lw_start + CCP_TEXT_INDEX * 4)[0]
+    if ccp_text < 0:
+        raise Word97Error(f"the document claims a negative length ({ccp_text})")
     position = lw_start + cslw * 4
     pairs = struct.unpack_from("<H", word, position)[0]
     if pairs <= FC_CLX_INDEX:
@@ -38,22 +42,35 @@ def _fib(word: bytes) -> tuple[int, int, int, int]:
     return flags, ccp_text, fc_clx, lcb_clx
 
 
-def _pieces(clx: bytes) -> list[tuple[int, int, int, bool]]:
-    """(cp_start, cp_end, file offset, compressed) for each piece of text."""
+def _pieces(clx: bytes, word_size: int) -> list[tuple[int, int, int, bool]]:
+    """(cp_start, cp_end, file offset, compressed) for each piece of text. Every count, size
+    and range is checked against the bytes really there: a hostile file must end in an error,
+    never in a loop or a read past the end."""
     position = 0
     while position < len(clx) and clx[position] == 0x01:  # Prc: formatting, skipped
-        position += 3 + struct.unpack_from("<h", clx, position + 1)[0]
+        cb_grpprl = struct.unpack_from("<h", clx, position + 1)[0]
+        if cb_grpprl < 0:
+            # Today's -3 would step back onto itself forever.
+            raise Word97Error(f"the piece table is damaged (formatting block of size {cb_grpprl})")
+        position += 3 + cb_grpprl
     if position >= len(clx) or clx[position] != 0x02:
         raise Word97Error("the piece table is damaged")
     size = struct.unpack_from("<I", clx, position + 1)[0]
     table = clx[position + 5: position + 5 + size]
+    if size < 4 or len(table) != size or (size - 4) % 12:
+        raise Word97Error(f"the piece table is damaged (declared {size} bytes, {len(table)} present)")
     count = (size - 4) // 12
     cps = struct.unpack_from(f"<{count + 1}i", table, 0)
+    if cps[0] < 0 or any(later < earlier for earlier, later in zip(cps, cps[1:], strict=False)):
+        raise Word97Error("the piece table is damaged (character positions out of order)")
     pieces = []
     for index in range(count):
         fc = struct.unpack_from("<I", table, (count + 1) * 4 + index * 8 + 2)[0]
         compressed = bool(fc & 0x40000000)
         offset = (fc & 0x3FFFFFFF) // 2 if compressed else fc & 0x3FFFFFFF
+        length = (cps[index + 1] - cps[index]) * (1 if compressed else 2)
+        if offset + length > word_size:
+            raise Word97Error(f"piece {index} lies outside the document ({offset}+{length} > {word_size})")
         pieces.append((cps[index], cps[index + 1], offset, compressed))
     return pieces
 
@@ -98,8 +115,10 @@ def extract_doc_text(data: bytes) -> str:
             table = ole.openstream(table_name).read()
     except (OSError, struct.error) as exc:
         raise Word97Error(str(exc)) from exc
+    if fc_clx + lcb_clx > len(table):
+        raise Word97Error(f"the piece table lies outside the {table_name} stream")
     try:
-        pieces = _pieces(table[fc_clx: fc_clx + lcb_clx])
+        pieces = _pieces(table[fc_clx: fc_clx + lcb_clx], len(word))
     except struct.error as exc:
         raise Word97Error("the piece table is damaged") from exc
     parts = []

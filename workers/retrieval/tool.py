@@ -7,16 +7,18 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 
 from apps.runs import state
 from apps.runs.models import Run, RunStep
 from apps.vector_stores.search import search
 from apps.vector_stores.services import touch
 from workers.runs.tools import (
+    Annotator,
     HostedResult,
+    register_annotator,
     register_hosted_tool,
     register_run_preflight,
-    register_text_finalizer,
 )
 
 DEFAULT_MAX_RESULTS = 20
@@ -104,23 +106,19 @@ def run_file_search(run: Run, call_id: str, arguments: str) -> HostedResult:
     return HostedResult(model_output=output, record=record, extras={"citations": citations})
 
 
-def cite(run: Run, text: str) -> tuple[list[dict], list[dict]]:
-    """Annotations for the markers the model actually used, with their exact offsets."""
-    if "【" not in text:
-        return [], []
+def _citations(run: Run) -> Callable[[re.Match[str]], dict | None]:
+    """The markers this run's searches handed out, each standing for its file."""
     citations: dict[str, str] = {}
     for io in RunStep.objects.filter(run=run, type="tool_calls").values_list("tool_io", flat=True):
         for call in io.values():
             citations.update(call.get("citations") or {})
-    annotations = []
-    for match in MARKER.finditer(text):
+
+    def annotate(match: re.Match[str]) -> dict | None:
         file_id = citations.get(match.group(0))
-        if file_id is None:
-            continue
-        annotations.append({"type": "file_citation", "text": match.group(0),
-                            "file_citation": {"file_id": file_id},
-                            "start_index": match.start(), "end_index": match.end()})
-    return annotations, []
+        return None if file_id is None else {"type": "file_citation",
+                                             "file_citation": {"file_id": file_id}}
+
+    return annotate
 
 
 def expired_stores(run: Run) -> str | None:
@@ -141,4 +139,4 @@ def expired_stores(run: Run) -> str | None:
 
 register_hosted_tool("file_search", run_file_search)
 register_run_preflight(expired_stores)
-register_text_finalizer(cite)
+register_annotator(Annotator(opener="【", pattern=MARKER, resolve=_citations))

@@ -5,12 +5,15 @@ messages once and reused."""
 from __future__ import annotations
 
 import base64
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.conf import settings
 
 from apps.files.models import File
 from apps.runs.models import Run, RunStep
+from apps.threads.images import sniff_image_type
 from apps.threads.models import Message
 
 IMAGE_TOKENS = 85
@@ -64,13 +67,53 @@ def _message_tokens(message: Message, model: str) -> int:
     return message.token_count + MESSAGE_OVERHEAD_TOKENS
 
 
-def _image_data_url(file_id: str) -> str | None:
-    file = File.objects.filter(pk=file_id).first()
+class _DataUrlCache:
+    """Encoded images by file id, least recently used dropped past `max_bytes`: a run calls the
+    model once per tool round, and files never change, so each image is read and encoded once
+    per worker process rather than once per call."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[str, str] = OrderedDict()
+        self.size = 0
+        self.lock = threading.Lock()
+
+    def get(self, file_id: str) -> str | None:
+        with self.lock:
+            url = self.entries.get(file_id)
+            if url is not None:
+                self.entries.move_to_end(file_id)
+            return url
+
+    def put(self, file_id: str, url: str) -> None:
+        if len(url) > self.max_bytes:
+            return
+        with self.lock:
+            if file_id in self.entries:
+                return
+            self.entries[file_id] = url
+            self.size += len(url)
+            while self.size > self.max_bytes:
+                _, dropped = self.entries.popitem(last=False)
+                self.size -= len(dropped)
+
+
+_data_urls = _DataUrlCache(64 * 1024 * 1024)
+
+
+def _image_data_url(project_id: str, file_id: str) -> str | None:
+    # The project filter first, on every call: the cache only saves the read and the encoding.
+    file = File.objects.filter(project_id=project_id, pk=file_id).only("content", "mime_type").first()
     if file is None:
         return None
-    with file.content.open("rb") as handle:
-        data = handle.read()
-    return f"data:{file.mime_type or 'image/png'};base64,{base64.b64encode(data).decode()}"
+    url = _data_urls.get(file_id)
+    if url is None:
+        with file.content.open("rb") as handle:
+            data = handle.read()
+        mime = sniff_image_type(data[:16]) or file.mime_type or "image/png"
+        url = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+        _data_urls.put(file_id, url)
+    return url
 
 
 def _chat_content(message: Message) -> str | list[dict]:
@@ -85,7 +128,7 @@ def _chat_content(message: Message) -> str | list[dict]:
             converted.append({"type": "image_url", "image_url": {
                 "url": part["image_url"]["url"], "detail": part["image_url"].get("detail", "auto")}})
         elif part["type"] == "image_file":
-            url = _image_data_url(part["image_file"]["file_id"])
+            url = _image_data_url(message.project_id, part["image_file"]["file_id"])
             if url:
                 converted.append({"type": "image_url", "image_url": {
                     "url": url, "detail": part["image_file"].get("detail", "auto")}})

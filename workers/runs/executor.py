@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 
+import redis
 from django.conf import settings
-from django.db.models import F
+from django.db import InterfaceError, OperationalError
+from django.db.models import F, Q
 
 from apps.runs import events, state
 from apps.runs.models import Run
@@ -23,7 +26,7 @@ from workers.runs.tools import (
     upstream_tool_choice,
     upstream_tools,
 )
-from workers.runs.writer import TurnWriter
+from workers.runs.writer import TurnWriter, check_fence
 
 logger = logging.getLogger(__name__)
 
@@ -34,23 +37,51 @@ COMPLETION_RESERVE = 4096
 class Heartbeat:
     """Proves the run is alive while it waits on the model or a sandbox: a Redis key with a
     short TTL, refreshed by a thread (no database connection held for it). Beat resumes runs
-    whose key has lapsed."""
+    whose key has lapsed. A Redis error never ends the beating (it is retried at once, then
+    quickly, and logged); a beat refused because another attempt owns the run marks the
+    execution superseded, and the worker stops at its next check."""
 
-    def __init__(self, run_id: str) -> None:
+    RETRY_SECONDS = 0.25
+
+    def __init__(self, run_id: str, attempt: int) -> None:
         self.run_id = run_id
+        self.attempt = attempt
+        self.superseded = False
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
+
+    def beat(self) -> bool:
+        """One beat; False when Redis could not be reached."""
+        try:
+            owned = events.heartbeat(self.run_id, self.attempt, ttl=settings.RUN_ORPHAN_AFTER_SECONDS)
+        except Exception as error:  # noqa: BLE001 (any failure to beat is retried, never fatal)
+            logger.warning("heartbeat failed for run %s (attempt %s), retrying: %s",
+                           self.run_id, self.attempt, error)
+            return False
+        if not owned and not self.superseded:
+            self.superseded = True
+            state.log_recovery(self.run_id, "heartbeat_refused_superseded", self.attempt)
+        return True
 
     def _beat(self) -> None:
         # Four beats per orphan timeout: one missed beat never looks like a dead worker.
         interval = settings.RUN_ORPHAN_AFTER_SECONDS / 4
+        failing_since: float | None = None
         while True:
-            events.heartbeat(self.run_id, ttl=settings.RUN_ORPHAN_AFTER_SECONDS)
-            if self._stop.wait(interval):
+            if self.beat():
+                if failing_since is not None:
+                    state.log_recovery(self.run_id, "heartbeat_restored", self.attempt,
+                                       after_seconds=round(time.monotonic() - failing_since, 2))
+                    failing_since = None
+                wait = interval
+            else:
+                failing_since = failing_since or time.monotonic()
+                wait = min(self.RETRY_SECONDS, interval)
+            if self._stop.wait(wait):
                 return
 
     def __enter__(self) -> Heartbeat:
-        events.heartbeat(self.run_id, ttl=settings.RUN_ORPHAN_AFTER_SECONDS)
+        self.beat()
         self._thread.start()
         return self
 
@@ -58,42 +89,52 @@ class Heartbeat:
         self._stop.set()
 
 
-def finish_cancelled(run_id: str) -> None:
-    state.end_run(run_id, "cancelled", step_status="cancelled", message_reason="run_cancelled")
+def finish_cancelled(run_id: str, attempt: int | None = None) -> None:
+    state.end_run(run_id, "cancelled", step_status="cancelled", message_reason="run_cancelled",
+                  attempt=attempt)
 
 
-def fail(run_id: str, code: str, message: str) -> None:
+def fail(run_id: str, code: str, message: str, attempt: int | None = None,
+         where: Q | None = None) -> Run | None:
     error = {"code": code, "message": message}
-    state.end_run(run_id, "failed", step_status="failed", message_reason="run_failed",
-                  last_error=error)
+    return state.end_run(run_id, "failed", step_status="failed", message_reason="run_failed",
+                         last_error=error, attempt=attempt, where=where)
 
 
 class RunExecution:
+    """One attempt at the run: `run` is the row as this attempt claimed it, so `run.attempts`
+    is the fencing token of every write it makes."""
+
     def __init__(self, run: Run) -> None:
         self.run = run
+        self.attempt = run.attempts
+        self.heartbeat = Heartbeat(run.pk, run.attempts)
 
     # -- control ------------------------------------------------------------------------
     def should_stop(self) -> bool:
-        return state.must_stop(self.run)
+        return self.heartbeat.superseded or state.must_stop(self.run)
 
     def _stop_now(self) -> None:
+        if self.heartbeat.superseded or state.superseded(self.run):
+            raise events.Superseded(f"{self.run.pk}: attempt {self.attempt} was replaced")
         if events.cancel_requested(self.run.pk):
-            state.transition(self.run.pk, "cancelling")
-            finish_cancelled(self.run.pk)
+            state.transition(self.run.pk, "cancelling", where=Q(attempts=self.attempt))
+            finish_cancelled(self.run.pk, self.attempt)
         else:
-            state.expire(self.run.pk)
+            state.expire(self.run.pk, attempt=self.attempt)
         state.close_leftovers(self.run.pk)
 
     # -- the loop -----------------------------------------------------------------------
     def execute(self) -> None:
-        with Heartbeat(self.run.pk):
+        with self.heartbeat:
             for _ in range(MAX_MODEL_CALLS):
                 if self.should_stop():
                     self._stop_now()
                     return
                 if not self.turn():
                     return
-            fail(self.run.pk, "server_error", "The run exceeded the maximum number of tool rounds.")
+            fail(self.run.pk, "server_error", "The run exceeded the maximum number of tool rounds.",
+                 self.attempt)
 
     def _request(self, messages: list[dict], remaining_completion: int | None) -> dict:
         run = self.run
@@ -151,7 +192,8 @@ class RunExecution:
             if remaining_prompt is not None:
                 self._incomplete("max_prompt_tokens")
             else:
-                fail(run.pk, "invalid_prompt", "The thread's messages do not fit the model's context window.")
+                fail(run.pk, "invalid_prompt", "The thread's messages do not fit the model's context window.",
+                     self.attempt)
             return False
         messages = context.messages
         if instructions and run.instructions != instructions:
@@ -181,7 +223,7 @@ class RunExecution:
         except UpstreamError as error:
             writer.save_progress()
             logger.warning("run %s failed upstream: %s", run.pk, error.message)
-            fail(run.pk, error.code, error.message)
+            fail(run.pk, error.code, error.message, self.attempt)
             return False
         call.finish(completion)
         return self._after_completion(writer, completion, context.estimated_tokens)
@@ -199,8 +241,10 @@ class RunExecution:
 
             produced = count_tokens(writer.text + "".join(c.arguments for c in completion.tool_calls),
                                     self.run.model)
-        Run.objects.filter(pk=self.run.pk).update(
-            prompt_tokens=F("prompt_tokens") + prompt, completion_tokens=F("completion_tokens") + produced)
+        if not Run.objects.filter(pk=self.run.pk).filter(state.holds(self.attempt)).update(
+                prompt_tokens=F("prompt_tokens") + prompt,
+                completion_tokens=F("completion_tokens") + produced):
+            check_fence(self.run)
         self.run.prompt_tokens += prompt
         self.run.completion_tokens += produced
         return prompt, produced
@@ -216,9 +260,12 @@ class RunExecution:
             # The run's answer always gets its message (the SDK's get_final_messages() needs
             # one), even when the model said nothing: it may still carry Code Interpreter images.
             writer.open_message()
+            # Marked as the answer: a worker lost between this and the run's end leaves a run
+            # that recovery completes, rather than answering twice.
+            writer.message_step.tool_io = {**writer.message_step.tool_io, "final_answer": True}
         self._close_message(writer, usage=text_usage)
         if not completion.tool_calls:
-            state.end_run(run.pk, "completed")
+            state.end_run(run.pk, "completed", attempt=self.attempt)
             return False
         return self._handle_tool_calls(writer, completion, usage)
 
@@ -270,6 +317,9 @@ class RunExecution:
         step = writer.tool_step
         step.prompt_tokens, step.completion_tokens = usage
         function_calls = []
+        # The calls as the model made them are in the row before any of them runs: a sandbox
+        # task checks its call is still awaited there, and a resumed run finds them.
+        writer.save_step(step, "step_details", "tool_io")
         for call in completion.tool_calls:
             kind = hosted_kind(run, call.name)
             record = step.step_details["tool_calls"][call.index]
@@ -287,25 +337,42 @@ class RunExecution:
             step.step_details["tool_calls"][call.index] = {**result.record, "id": record["id"]}
             step.tool_io[record["id"]].update(output=result.model_output, **result.extras)
             writer.publish_tool_outputs(call.index, step.step_details["tool_calls"][call.index])
-            step.save(update_fields=["step_details", "tool_io"])
+            writer.save_step(step, "step_details", "tool_io")
             if self.should_stop():
                 self._stop_now()
                 return False
-        step.save(update_fields=["step_details", "tool_io", "prompt_tokens", "completion_tokens"])
+        writer.save_step(step, "step_details", "tool_io", "prompt_tokens", "completion_tokens")
         if function_calls:
-            waiting = state.transition(run.pk, "requires_action", required_action={
+            waiting = state.transition(run.pk, "requires_action", attempt=self.attempt, required_action={
                 "type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": function_calls}})
             if waiting is not None:
                 events.publish_done(run.pk)
             elif events.cancel_requested(run.pk):
-                finish_cancelled(run.pk)  # cancelled meanwhile; else it already ended elsewhere
+                # cancelled meanwhile; else it already ended elsewhere
+                finish_cancelled(run.pk, self.attempt)
+            else:
+                check_fence(run)
             return False
         writer.finish_step(step, "completed", usage=usage)
         return True
 
     def _incomplete(self, reason: str) -> None:
         state.end_run(self.run.pk, "incomplete", message_reason="max_tokens",
-                      incomplete_details={"reason": reason})
+                      incomplete_details={"reason": reason}, attempt=self.attempt)
+
+
+# The database or Redis going away mid-run is no fault of the run: it is left in progress, its
+# heartbeat stops, and recovery resumes it once the service is back.
+INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError)
+
+
+def _answered(run: Run) -> bool:
+    """The run's answer is written: its last step is the closed final message."""
+    from apps.runs.models import RunStep
+
+    last = RunStep.objects.filter(run=run).order_by("-created_ns").first()
+    return (last is not None and last.type == "message_creation" and last.status == "completed"
+            and bool((last.tool_io or {}).get("final_answer")))
 
 
 def execute_run(run_id: str) -> None:
@@ -318,13 +385,30 @@ def execute_run(run_id: str) -> None:
     if run.status in ("queued", "requires_action") and state.is_overdue(run):
         state.expire(run_id)
         return
-    events.heartbeat(run_id, ttl=settings.RUN_ORPHAN_AFTER_SECONDS)
     claimed = state.transition(run_id, "in_progress", attempts=F("attempts") + 1)
     if claimed is None:
         return  # someone else has it, or it already ended
-    for check in RUN_PREFLIGHTS:
-        problem = check(claimed)
-        if problem:
-            fail(run_id, "invalid_prompt", problem)
+    attempt = claimed.attempts
+    events.claim(run_id, attempt)
+    if claimed.resumes:
+        state.log_recovery(run_id, "resumed_by_worker", attempt, resumes=claimed.resumes)
+    try:
+        if claimed.resumes and _answered(claimed):
+            state.log_recovery(run_id, "resumed_run_already_answered", attempt)
+            state.end_run(run_id, "completed", attempt=attempt)
             return
-    RunExecution(claimed).execute()
+        for check in RUN_PREFLIGHTS:
+            problem = check(claimed)
+            if problem:
+                fail(run_id, "invalid_prompt", problem, attempt)
+                return
+        RunExecution(claimed).execute()
+    except events.Superseded as refused:
+        state.log_recovery(run_id, "stale_worker_stopped", attempt, reason=str(refused))
+    except INFRASTRUCTURE_ERRORS as error:
+        state.log_recovery(run_id, "left_for_recovery", attempt, error=type(error).__name__)
+    except Exception:
+        # A bug must not leave the run hanging until orphan recovery: fail it now, then let
+        # the error be logged as what it is.
+        fail(run_id, "server_error", "The server had an error while processing the run.", attempt)
+        raise

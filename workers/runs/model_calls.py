@@ -40,7 +40,15 @@ class ToolCallOut:
     index: int
     id: str
     name: str
-    arguments: str = ""
+    # Fragments are kept apart and joined when read: growing one string by `+=` copies it
+    # for every fragment, which is quadratic in the length of the arguments.
+    fragments: list[str] = field(default_factory=list)
+
+    @property
+    def arguments(self) -> str:
+        if len(self.fragments) > 1:
+            self.fragments[:] = ["".join(self.fragments)]
+        return self.fragments[0] if self.fragments else ""
 
 
 @dataclass
@@ -295,7 +303,7 @@ def _consume(request: dict, model: str, callbacks: StreamCallbacks, result: Comp
                     calls[call_delta.index] = call
                     result.tool_calls.append(call)
                 fragment = (call_delta.function.arguments if call_delta.function else "") or ""
-                call.arguments += fragment
+                call.fragments.append(fragment)
                 callbacks.on_tool_call(call, fragment)
             if choice.finish_reason:
                 result.finish_reason = choice.finish_reason

@@ -3,6 +3,7 @@ tools, as OpenAI itself did) and how the model's calls to hosted tools are carri
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -105,6 +106,27 @@ def extra_instructions(run: Run) -> str:
     if any(t["type"] == "file_search" for t in run.tools):
         return FILE_SEARCH_INSTRUCTIONS
     return ""
+
+
+@dataclass(frozen=True)
+class Annotator:
+    """Markers in the answer (a file_search citation, a sandbox file link) that become
+    annotations. The turn writer finds them while the text streams, so each annotation goes out
+    in the same delta as the text it annotates (stream consumers such as Semantic Kernel read
+    annotations only there)."""
+
+    opener: str                 # every marker starts with this text
+    pattern: re.Pattern[str]    # one whole marker
+    # Called once per turn, when the first marker shows up: (run) -> a function giving a
+    # match's annotation fields ({"type": ..., "file_citation": ...}), or None for no annotation.
+    resolve: Callable[[Run], Callable[[re.Match[str]], dict | None]]
+
+
+ANNOTATORS: list[Annotator] = []
+
+
+def register_annotator(annotator: Annotator) -> None:
+    ANNOTATORS.append(annotator)
 
 
 # Post-processing of the final text: (run, text) -> (annotations, extra content parts).

@@ -1,9 +1,17 @@
 """Writes what one model call produces (message, run steps) to the database and publishes the
-matching stream events, in OpenAI's order. Rows are written before the next external call."""
+matching stream events, in OpenAI's order. Rows are written before the next external call.
+
+Every write is fenced by the worker's attempt (`run.attempts` of the claimed row): rows are
+created under the run's row lock only while the attempt holds the run, updates match only
+while it does, and deltas go through the Redis owner check. A worker recovery replaced gets
+`Superseded` and stops."""
 
 from __future__ import annotations
 
 import time
+
+from django.db import transaction
+from django.db.models import Exists, QuerySet
 
 from apps.core.ids import new_id
 from apps.core.models import unix_now
@@ -13,15 +21,51 @@ from apps.runs.serializers import render_step
 from apps.threads.models import Message
 from apps.threads.serializers import render_message
 from workers.runs.model_calls import ToolCallOut
-from workers.runs.partial_json import partial_string_field
+from workers.runs.partial_json import StreamedStringField
+from workers.runs.stream_annotations import StreamAnnotations
 from workers.runs.tools import hosted_kind
 
 FLUSH_SECONDS = 1.0
 
 
+class _RawCode:
+    """Code sent as the arguments themselves, read the way StreamedStringField reads JSON."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+
+    @property
+    def value(self) -> str:
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    def feed(self, fragment: str) -> str:
+        self._parts.append(fragment)
+        return fragment
+
+
+def held_by(run: Run) -> Exists:
+    """The run row still held by the attempt that claimed `run`."""
+    return Exists(Run.objects.filter(pk=run.pk).filter(state.holds(run.attempts)))
+
+
+def fenced(queryset: QuerySet, run: Run) -> QuerySet:
+    return queryset.filter(held_by(run))
+
+
+def check_fence(run: Run) -> None:
+    """After a fenced write matched nothing: Superseded when another attempt owns the run (a
+    row someone else closed, or a run ended elsewhere, is the quiet case)."""
+    current = Run.objects.filter(pk=run.pk).values_list("attempts", flat=True).first()
+    if current != run.attempts:
+        raise events.Superseded(f"{run.pk}: attempt {run.attempts} replaced by {current}")
+
+
 class TurnWriter:
     def __init__(self, run: Run) -> None:
         self.run = run
+        self.attempt = run.attempts
         self.message: Message | None = None
         self.message_step: RunStep | None = None
         self.message_closed = False
@@ -29,22 +73,47 @@ class TurnWriter:
         self.text = ""
         self._last_flush = time.monotonic()
         self._call_ids: dict[int, str] = {}
-        self._code_sent: dict[int, str] = {}
+        self._calls: dict[int, ToolCallOut] = {}
+        self._code_readers: dict[int, StreamedStringField | _RawCode] = {}
+        self._code_leading: dict[int, str] = {}
+        self._handed_over: set[int] = set()
+        self._sent = 0  # how much of the text went out in deltas
+        self.annotations: list[dict] = []  # those that went out, in text order
+        self._annotations = StreamAnnotations()
 
     # -- helpers ------------------------------------------------------------------------
+    def _lock_held_run(self) -> None:
+        """Inside a transaction: the run row, locked as recovery's requeue would lock it, still
+        held by this attempt; so no row is ever created after recovery took the run."""
+        held = Run.objects.select_for_update(no_key=True).filter(pk=self.run.pk).filter(
+            state.holds(self.attempt)).values_list("pk", flat=True)
+        if not list(held):
+            raise events.Superseded(f"{self.run.pk}: attempt {self.attempt} no longer holds the run")
+
+    def _publish(self, batch: list[tuple[str, dict]]) -> None:
+        events.publish_unless_stopped(self.run.pk, batch, self.attempt)
+
     def _new_step(self, kind: str, details: dict) -> RunStep:
-        step = RunStep.objects.create(
-            project_id=self.run.project_id, run=self.run, thread_id=self.run.thread_id,
-            assistant_id=self.run.assistant_id, type=kind, step_details=details,
-        )
+        with transaction.atomic():
+            self._lock_held_run()
+            step = RunStep.objects.create(
+                project_id=self.run.project_id, run=self.run, thread_id=self.run.thread_id,
+                assistant_id=self.run.assistant_id, type=kind, step_details=details,
+            )
         rendered = render_step(step, self.run.include)
-        events.publish_unless_stopped(self.run.pk, [("thread.run.step.created", rendered),
-                                                    ("thread.run.step.in_progress", rendered)])
+        self._publish([("thread.run.step.created", rendered), ("thread.run.step.in_progress", rendered)])
         return step
 
     def _step_delta(self, step: RunStep, details: dict) -> None:
-        events.publish_unless_stopped(self.run.pk, [("thread.run.step.delta", {
+        self._publish([("thread.run.step.delta", {
             "id": step.pk, "object": "thread.run.step.delta", "delta": {"step_details": details}})])
+
+    def save_step(self, step: RunStep, *fields: str) -> None:
+        """What a hosted tool call changed on the step, while the step is open."""
+        changed = fenced(RunStep.objects.filter(pk=step.pk, status="in_progress"), self.run).update(
+            **{name: getattr(step, name) for name in fields})
+        if not changed:
+            check_fence(self.run)
 
     # -- text ---------------------------------------------------------------------------
     def open_message(self) -> Message:
@@ -54,29 +123,41 @@ class TurnWriter:
         self.message_step = self._new_step(
             "message_creation",
             {"type": "message_creation", "message_creation": {"message_id": message_id}})
-        self.message = Message.objects.create(
-            id=message_id, project_id=self.run.project_id, thread_id=self.run.thread_id,
-            role="assistant", content=[], status="in_progress",
-            assistant_id=self.run.assistant_id, run_id=self.run.pk,
-        )
+        with transaction.atomic():
+            self._lock_held_run()
+            self.message = Message.objects.create(
+                id=message_id, project_id=self.run.project_id, thread_id=self.run.thread_id,
+                role="assistant", content=[], status="in_progress",
+                assistant_id=self.run.assistant_id, run_id=self.run.pk,
+            )
         rendered = render_message(self.message)
-        events.publish_unless_stopped(self.run.pk, [("thread.message.created", rendered),
-                                                    ("thread.message.in_progress", rendered)])
+        self._publish([("thread.message.created", rendered), ("thread.message.in_progress", rendered)])
         return self.message
 
     def on_text(self, fragment: str) -> None:
-        message = self.open_message()
-        text_part: dict = {"value": fragment}
+        self.open_message()
         first = not self.text
-        if first:
-            text_part["annotations"] = []
         self.text += fragment
         # The row holds a text part before the first delta goes out: whoever closes the message
         # early (cancel, expiry) publishes the row, and the SDK indexes it by the deltas it saw.
         if first or time.monotonic() - self._last_flush > FLUSH_SECONDS:
             self.flush()
-        events.publish_unless_stopped(self.run.pk, [("thread.message.delta", {
-            "id": message.pk, "object": "thread.message.delta",
+        self._send_text(self._annotations.held_from(self.text, self._sent))
+
+    def _send_text(self, end: int) -> None:
+        """The text up to `end` as one delta, carrying the annotations of the markers in it
+        (indexes relative to the whole message, as the SDK's accumulation expects)."""
+        if end <= self._sent or self.message is None:
+            return
+        found = self._annotations.found(self.run, self.text, self._sent, end)
+        text_part: dict = {"value": self.text[self._sent:end]}
+        if found or not self._sent:
+            text_part["annotations"] = [{"index": len(self.annotations) + i, **a}
+                                        for i, a in enumerate(found)]
+        self.annotations += found
+        self._sent = end
+        self._publish([("thread.message.delta", {
+            "id": self.message.pk, "object": "thread.message.delta",
             "delta": {"content": [{"index": 0, "type": "text", "text": text_part}]}})])
 
     def flush(self) -> None:
@@ -84,8 +165,10 @@ class TurnWriter:
         if self.message is None:
             return
         self._last_flush = time.monotonic()
-        Message.objects.filter(pk=self.message.pk, status="in_progress").update(
-            content=self._content([]))
+        changed = fenced(Message.objects.filter(pk=self.message.pk, status="in_progress"),
+                         self.run).update(content=self._content([]))
+        if not changed:
+            check_fence(self.run)
 
     def _content(self, annotations: list[dict], extra_parts: list[dict] | None = None) -> list[dict]:
         parts = [*(extra_parts or [])]
@@ -94,18 +177,20 @@ class TurnWriter:
         return parts
 
     def publish_message_parts(self, annotations: list[dict], extra_parts: list[dict]) -> None:
-        """Annotations (each sent once, with its indexes) and non-text parts, as deltas."""
+        """The text still held back (with its annotations), then annotations found only at the
+        end and non-text parts, as deltas."""
         if self.message is None:
             return
+        self._send_text(len(self.text))
         content_delta = []
         if annotations:
-            content_delta.append({"index": 0, "type": "text", "text": {
-                "annotations": [{"index": i, **a} for i, a in enumerate(annotations)]}})
+            content_delta.append({"index": 0, "type": "text", "text": {"annotations": [
+                {"index": len(self.annotations) + i, **a} for i, a in enumerate(annotations)]}})
         offset = 1 if self.text else 0
         for position, part in enumerate(extra_parts):
             content_delta.append({"index": offset + position, **part})
         if content_delta:
-            events.publish_unless_stopped(self.run.pk, [("thread.message.delta", {
+            self._publish([("thread.message.delta", {
                 "id": self.message.pk, "object": "thread.message.delta",
                 "delta": {"content": content_delta}})])
 
@@ -117,13 +202,16 @@ class TurnWriter:
         if self.message is None:
             return
         message = self.message
-        fields: dict = {"content": self._content(annotations or [], extra_parts), "status": status}
+        fields: dict = {"content": self._content([*self.annotations, *(annotations or [])], extra_parts),
+                        "status": status}
         if status == "completed":
             fields["completed_at"] = unix_now()
         else:
             fields["incomplete_at"] = unix_now()
             fields["incomplete_details"] = {"reason": incomplete_reason}
-        if not Message.objects.filter(pk=message.pk, status="in_progress").update(**fields):
+        if not fenced(Message.objects.filter(pk=message.pk, status="in_progress"),
+                      self.run).update(**fields):
+            check_fence(self.run)
             return
         for name, value in fields.items():
             setattr(message, name, value)
@@ -135,11 +223,15 @@ class TurnWriter:
         says whether it is still in progress); only a change is published."""
         if step is None:
             return
+        if step is self.tool_step:
+            self._sync_calls()
         stamp = state.STEP_TIMESTAMP_FIELD[status]
         fields = {"status": status, "prompt_tokens": usage[0], "completion_tokens": usage[1],
                   "last_error": state.step_error(last_error), stamp: unix_now(),
                   "step_details": step.step_details, "tool_io": step.tool_io}
-        if not RunStep.objects.filter(pk=step.pk, status="in_progress").update(**fields):
+        if not fenced(RunStep.objects.filter(pk=step.pk, status="in_progress"),
+                      self.run).update(**fields):
+            check_fence(self.run)
             return
         for name, value in fields.items():
             setattr(step, name, value)
@@ -166,36 +258,65 @@ class TurnWriter:
             step.step_details["tool_calls"].append(record)
             step.tool_io[call_id] = {"name": call.name, "arguments": ""}
             self._step_delta(step, {"type": "tool_calls", "tool_calls": [{"index": call.index, **record}]})
-        call_id = self._call_ids[call.index]
-        step.tool_io[call_id]["arguments"] = call.arguments
-        record = step.step_details["tool_calls"][call.index]
+        self._calls[call.index] = call
         if kind == "function" and fragment:
-            record["function"]["arguments"] = call.arguments
             self._step_delta(step, {"type": "tool_calls", "tool_calls": [
                 {"index": call.index, "type": "function", "function": {"arguments": fragment}}]})
-        elif kind == "code_interpreter":
-            # Models mostly send {"code": "..."}; some send the code itself as the arguments.
-            raw = not call.arguments.lstrip().startswith("{")
-            code = call.arguments if raw else partial_string_field(call.arguments, "code")
-            sent = self._code_sent.get(call.index, "")
-            if len(code) > len(sent):
-                record["code_interpreter"]["input"] = code
-                self._code_sent[call.index] = code
+        elif kind == "code_interpreter" and fragment:
+            code = self._code_delta(call.index, fragment)
+            if code:
                 self._step_delta(step, {"type": "tool_calls", "tool_calls": [
                     {"index": call.index, "type": "code_interpreter",
-                     "code_interpreter": {"input": code[len(sent):]}}]})
+                     "code_interpreter": {"input": code}}]})
+
+    def _code_delta(self, index: int, fragment: str) -> str:
+        """The code a fragment adds. Models mostly send {"code": "..."}; some send the code
+        itself as the arguments: the first character that is not a space tells which."""
+        reader = self._code_readers.get(index)
+        if reader is None:
+            if not fragment.strip():
+                self._code_leading[index] = self._code_leading.get(index, "") + fragment
+                return ""
+            leading = self._code_leading.pop(index, "")
+            reader = self._code_readers[index] = (
+                StreamedStringField("code") if fragment.lstrip().startswith("{") else _RawCode())
+            fragment = leading + fragment
+        return reader.feed(fragment)
+
+    def _sync_calls(self) -> None:
+        """The arguments and code so far into the step's records. Done when the step is saved,
+        never per fragment: that would copy the growing string every time."""
+        for index in self._calls:
+            self._sync_call(index)
+
+    def _sync_call(self, index: int) -> None:
+        step = self.tool_step
+        if step is None:
+            return
+        call = self._calls[index]
+        step.tool_io[self._call_ids[index]]["arguments"] = call.arguments
+        if index in self._handed_over:
+            return  # the hosted tool's own record replaced the streamed one
+        record = step.step_details["tool_calls"][index]
+        if record["type"] == "function":
+            record["function"]["arguments"] = call.arguments
+        elif record["type"] == "code_interpreter" and index in self._code_readers:
+            record["code_interpreter"]["input"] = self._code_readers[index].value
 
     def save_progress(self) -> None:
         """What the turn wrote so far, before the run ends early and its rows are closed."""
         self.flush()
+        self._sync_calls()
         if self.tool_step is not None:
-            self.tool_step.save(update_fields=["step_details", "tool_io"])
+            self.save_step(self.tool_step, "step_details", "tool_io")
 
     def call_id(self, index: int) -> str:
         return self._call_ids[index]
 
     def publish_tool_outputs(self, index: int, record: dict) -> None:
-        """A hosted tool's results, sent once it is done."""
+        """A hosted tool's results, sent once it is done (the executor saves the step next)."""
+        self._sync_call(index)
+        self._handed_over.add(index)
         if record["type"] == "code_interpreter":
             outputs = [{"index": i, **o} for i, o in enumerate(record["code_interpreter"]["outputs"])]
             delta = {"index": index, "type": "code_interpreter",

@@ -10,6 +10,9 @@ import struct
 import time
 import uuid
 
+# Replies carry no file contents beyond one transfer chunk: anything longer is not our runner.
+MAX_REPLY_BYTES = 8 << 20
+
 
 class KernelGone(Exception):
     """The container stopped answering (killed by a limit, or removed)."""
@@ -28,8 +31,11 @@ class KernelConnection:
         self._attached = attached
         self.sock = _raw_socket(attached)
         self.sock.setblocking(True)
-        self._frames = b""
-        self._lines = b""
+        # bytearrays, consumed from the front once per read: appending to bytes copies the whole
+        # buffer each time, which made 32 MB of output take seconds.
+        self._frames = bytearray()
+        self._lines = bytearray()
+        self._scanned = 0
 
     def close(self) -> None:
         try:
@@ -49,16 +55,30 @@ class KernelConnection:
         data = self.sock.recv(1 << 20)
         if not data:
             raise KernelGone("the sandbox closed its output")
-        self._frames += data
+        frames = self._frames
+        frames += data
         # Docker multiplexes stdout/stderr without a TTY: 8-byte header (stream, size) + payload.
-        while len(self._frames) >= 8:
-            stream, size = struct.unpack(">BxxxL", self._frames[:8])
-            if len(self._frames) < 8 + size:
+        position = 0
+        while len(frames) - position >= 8:
+            stream, size = struct.unpack_from(">BxxxL", frames, position)
+            if len(frames) - position < 8 + size:
                 break
-            payload = self._frames[8:8 + size]
-            self._frames = self._frames[8 + size:]
             if stream == 1:
-                self._lines += payload
+                self._lines += frames[position + 8: position + 8 + size]
+            position += 8 + size
+        del frames[:position]
+        if len(self._lines) > MAX_REPLY_BYTES:
+            raise KernelGone(f"the sandbox sent a reply longer than {MAX_REPLY_BYTES} bytes")
+
+    def _next_line(self) -> bytes | None:
+        end = self._lines.find(b"\n", self._scanned)
+        if end < 0:
+            self._scanned = len(self._lines)
+            return None
+        line = bytes(self._lines[:end])
+        del self._lines[:end + 1]
+        self._scanned = 0
+        return line
 
     def request(self, message: dict, timeout: float) -> dict:
         message = {"id": uuid.uuid4().hex, **message}
@@ -68,8 +88,7 @@ class KernelConnection:
             raise KernelGone(str(exc)) from exc
         deadline = time.monotonic() + timeout
         while True:
-            while b"\n" in self._lines:
-                line, self._lines = self._lines.split(b"\n", 1)
+            while (line := self._next_line()) is not None:
                 try:
                     reply = json.loads(line)
                 except ValueError:

@@ -5,21 +5,34 @@ pre-started containers; idle sessions reaped. No Django here: configuration come
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
+from workers.sandbox.admission import Admission, SandboxBusy
 from workers.sandbox.kernel import KernelConnection, KernelGone
 
 logger = logging.getLogger(__name__)
 
 LABEL = "assistants.sandbox"
 LAST_USED_KEY = "sandbox:last-used"
+# Files cross the attach socket in pieces of this size: a 512 MB input never becomes one
+# message, and a failed piece leaves the session as it was.
+TRANSFER_CHUNK_BYTES = 1 << 20
+HOLDING_TTL_SECONDS = 7 * 86_400
 
 
 def _session_key(session: str) -> str:
     return f"sandbox:session:{session}"
+
+
+def holding_key(file_id: str) -> str:
+    """Which sessions hold a copy of a File, and where: {session: path}."""
+    return f"sandbox:holding:{file_id}"
 
 
 @dataclass
@@ -33,6 +46,13 @@ class SandboxConfig:
     exec_timeout: float = 30.0
     idle_timeout: float = 3600.0
     warm_pool_size: int = 2
+    # What one execution may send back: log characters (head and tail kept), files and bytes.
+    output_limit: int = 20_000
+    max_output_files: int = 20
+    max_output_bytes: int = 100 * 1024 * 1024
+    # Live sessions; past a cap the least recently used idle session is evicted.
+    max_sessions: int = 32
+    max_sessions_per_project: int = 8
     # Several deployments may share a Docker host: each only pools, finds and reaps its own.
     namespace: str = "default"
     labels: dict[str, str] = field(default_factory=dict)
@@ -66,6 +86,7 @@ class SandboxManager:
         self.redis = redis
         self.docker = docker_client or docker.from_env()
         self._lock = threading.Lock()
+        self.admission = Admission(redis, config.namespace)
 
     # -- containers -----------------------------------------------------------------------
     def _start_container(self):
@@ -104,24 +125,35 @@ class SandboxManager:
             return None
         return container if container.status in ("running", "created") else None
 
-    def _container_for(self, session: str):
-        """The session's container, reattached if it exists, else one from the warm pool (or a
-        fresh one). Returns (container, created_now)."""
+    def _existing(self, session: str):
         known = self.redis.get(_session_key(session))
         if known:
             container = self._alive(known.decode())
             if container is not None:
-                return container, False
+                return container
             self._discard(known.decode())
-        container = None
-        while container is None:
-            pooled = self.redis.spop(self.config.pool_key)
-            if pooled is None:
-                container = self._start_container()
-                break
-            container = self._alive(pooled.decode())
-        self.redis.set(_session_key(session), container.id)
-        self.redis.zadd(LAST_USED_KEY, {session: time.time()})
+        return None
+
+    def _container_for(self, session: str, project: str | None = None):
+        """The session's container, reattached if it exists, else one from the warm pool (or a
+        fresh one), once the session caps leave room. Returns (container, created_now)."""
+        container = self._existing(session)
+        if container is not None:
+            return container, False
+        with self.admission.lock():
+            for evicted in self.admission.make_room(session, project, self.config.max_sessions,
+                                                    self.config.max_sessions_per_project):
+                logger.info("sandbox session %s evicted to make room for %s", evicted, session)
+                self.close_session(evicted)
+            while container is None:
+                pooled = self.redis.spop(self.config.pool_key)
+                if pooled is None:
+                    container = self._start_container()
+                    break
+                container = self._alive(pooled.decode())
+            self.redis.set(_session_key(session), container.id)
+            self.redis.zadd(LAST_USED_KEY, {session: time.time()})
+            self.admission.admit(session, project)
         threading.Thread(target=self._refill_quietly, daemon=True).start()
         return container, True
 
@@ -139,65 +171,121 @@ class SandboxManager:
             self.docker.containers.get(container_id).remove(force=True)
         except docker.errors.NotFound:
             return
+        except docker.errors.APIError as exc:  # e.g. 409: another worker is removing it
+            logger.info("container %s not removed here: %s", container_id[:12], exc)
 
     # -- sessions -------------------------------------------------------------------------
-    def _request(self, session: str, message: dict, timeout: float) -> tuple[dict, bool]:
-        container, created = self._container_for(session)
+    @contextlib.contextmanager
+    def _connection(self, session: str, project: str | None = None) -> Iterator[KernelConnection]:
+        container, _ = self._container_for(session, project)
         connection = KernelConnection(container)
         try:
-            reply = connection.request(message, timeout)
+            with self.admission.busy(session, self.config.exec_timeout + 120):
+                yield connection
         finally:
             connection.close()
-        self.redis.zadd(LAST_USED_KEY, {session: time.time()})
-        return reply, created
+            self.redis.zadd(LAST_USED_KEY, {session: time.time()})
+            self.admission.touch(session)
 
-    def execute(self, session: str, code: str, timeout: float | None = None) -> ExecutionResult:
+    def execute(self, session: str, code: str, timeout: float | None = None,
+                project: str | None = None) -> ExecutionResult:
         limit = timeout or self.config.exec_timeout
+        config = self.config
         try:
-            # The kernel interrupts the code at `limit`; the extra seconds cover rendering
-            # figures and replying.
-            reply, created = self._request(session, {"code": code, "timeout": limit}, limit + 15)
+            with self._connection(session, project) as connection:
+                # The kernel interrupts the code at `limit`, the runner kills it a little
+                # later; the extra seconds cover rendering figures and replying.
+                reply = connection.request({
+                    "op": "exec", "code": code, "timeout": limit, "output_limit": config.output_limit,
+                    "max_files": config.max_output_files, "max_bytes": config.max_output_bytes,
+                }, limit + 30)
+                images = [self._read(connection, image["path"], config.max_output_bytes)
+                          for image in reply.get("images", [])[:config.max_output_files]]
+        except SandboxBusy as exc:
+            return ExecutionResult(error={"name": "SandboxBusy", "value": str(exc), "traceback": ""})
         except (KernelGone, TimeoutError) as exc:
-            # A limit (memory, pids) killed the kernel, or it stopped answering: the session
-            # restarts clean on the next call, and this call reports what happened.
+            # A limit (memory, pids) killed the whole container, or it stopped answering: the
+            # session restarts clean on the next call, and this call reports what happened.
             self.close_session(session)
             return ExecutionResult(error={
                 "name": "SandboxRestarted",
                 "value": "The sandbox stopped (a resource limit was hit or it stopped responding) "
                          f"and was restarted; its state was lost. ({type(exc).__name__})",
                 "traceback": ""}, restarted=True)
+        files = reply.get("files", [])[:max(config.max_output_files - len(images), 0)]
         return ExecutionResult(
             stdout=reply.get("stdout", ""), stderr=reply.get("stderr", ""), error=reply.get("error"),
-            images=[base64.b64decode(image) for image in reply.get("images", [])],
-            files=reply.get("files", []), duration_ms=reply.get("duration_ms", 0.0))
+            images=images, files=files, duration_ms=reply.get("duration_ms", 0.0),
+            restarted=bool(reply.get("restarted")))
 
-    def put_file(self, session: str, name: str, data: bytes) -> str:
-        """Write a file into /mnt/data through the kernel (the root filesystem is read-only
-        and /mnt/data is a tmpfs, which `docker cp` cannot reach)."""
+    def _read(self, connection: KernelConnection, path: str, max_bytes: int) -> bytes:
+        data = bytearray()
+        while len(data) < max_bytes:
+            reply = connection.request({"op": "read", "path": path, "offset": len(data),
+                                        "size": TRANSFER_CHUNK_BYTES}, 60)
+            if reply.get("error"):
+                raise FileNotFoundError(f"{path}: {reply['error']['value']}")
+            data += base64.b64decode(reply["data"])
+            if reply.get("eof"):
+                return bytes(data)
+        raise ValueError(f"{path} is larger than {max_bytes} bytes")
+
+    def put_file(self, session: str, name: str, source: bytes | BinaryIO, *,
+                 file_id: str | None = None, project: str | None = None) -> str:
+        """Write a file into /mnt/data through the runner, one chunk per request (the root
+        filesystem is read-only and /mnt/data is a tmpfs, which `docker cp` cannot reach). A
+        file that does not fit is removed again and the session carries on."""
         path = f"/mnt/data/{name}"
-        code = (
-            "import base64 as _b64, os as _os\n"
-            f"_p = {path!r}\n"
-            "_os.makedirs(_os.path.dirname(_p), exist_ok=True)\n"
-            f"open(_p, 'wb').write(_b64.b64decode({base64.b64encode(data).decode()!r}))\n"
-            "del _b64, _os, _p"
-        )
-        result = self.execute(session, code, timeout=60)
-        if result.error:
-            raise RuntimeError(f"could not place {name}: {result.error['value']}")
+        stream = source if hasattr(source, "read") else _BytesReader(source)
+        with self._connection(session, project) as connection:
+            offset = 0
+            while True:
+                chunk = stream.read(TRANSFER_CHUNK_BYTES)
+                reply = connection.request({"op": "write", "path": path, "offset": offset,
+                                            "data": base64.b64encode(chunk).decode()}, 60)
+                if reply.get("error"):
+                    connection.request({"op": "remove", "path": path}, 30)
+                    raise RuntimeError(f"could not place {name}: {reply['error']['value']}")
+                offset += len(chunk)
+                if len(chunk) < TRANSFER_CHUNK_BYTES:
+                    break
+        if file_id:
+            self.remember_file(session, path, file_id)
         return path
 
-    def get_file(self, session: str, path: str) -> bytes:
-        reply, _ = self._request(session, {"code": (
-            "import base64 as _b64\n"
-            f"print(_b64.b64encode(open({path!r}, 'rb').read()).decode(), end='')\n"
-            "del _b64"), "timeout": 60}, 75)
-        if reply.get("error"):
-            raise FileNotFoundError(path)
-        return base64.b64decode(reply["stdout"])
+    def get_file(self, session: str, path: str, max_bytes: int | None = None) -> bytes:
+        with self._connection(session) as connection:
+            return self._read(connection, path, max_bytes or self.config.max_output_bytes)
 
-    def container_id(self, session: str) -> str:
-        container, _ = self._container_for(session)
+    def remember_file(self, session: str, path: str, file_id: str) -> None:
+        """Record that `session` holds File `file_id` at `path`, so deleting it reaches here."""
+        self.redis.hset(holding_key(file_id), session, path)
+        self.redis.expire(holding_key(file_id), HOLDING_TTL_SECONDS)
+
+    def forget_file(self, file_id: str) -> list[str]:
+        """A File was deleted: every live session holding a copy loses it now. Sessions whose
+        container is gone are only forgotten (no container is started for this)."""
+        removed = []
+        for session, path in self.redis.hgetall(holding_key(file_id)).items():
+            session, path = session.decode(), path.decode()
+            container = self._existing(session)
+            if container is None:
+                continue
+            connection = KernelConnection(container)
+            try:
+                connection.request({"op": "remove", "path": path}, 30)
+            except (KernelGone, TimeoutError) as exc:
+                logger.warning("could not remove %s from sandbox %s: %s", path, session, exc)
+                continue
+            finally:
+                connection.close()
+            self.redis.srem(f"sandbox:placed:{container.id}", file_id)
+            removed.append(session)
+        self.redis.delete(holding_key(file_id))
+        return removed
+
+    def container_id(self, session: str, project: str | None = None) -> str:
+        container, _ = self._container_for(session, project)
         return container.id
 
     def has_session(self, session: str) -> bool:
@@ -207,6 +295,7 @@ class SandboxManager:
         known = self.redis.get(_session_key(session))
         self.redis.delete(_session_key(session))
         self.redis.zrem(LAST_USED_KEY, session)
+        self.admission.release(session)
         if known:
             self._discard(known.decode())
 
@@ -227,11 +316,12 @@ class SandboxManager:
             value = self.redis.get(key)
             if value:
                 known.add(value.decode())
+        # sparse: no inspect per container, which fails for one removed meanwhile.
         for container in self.docker.containers.list(
-                all=True, filters={"label": f"{LABEL}={self.config.namespace}"}):
+                all=True, sparse=True, filters={"label": f"{LABEL}={self.config.namespace}"}):
             age = time.time() - _created_at(container)
             if container.id not in known and age > 60:
-                container.remove(force=True)
+                self._discard(container.id)
 
     def shutdown(self) -> None:
         for member in self.redis.smembers(self.config.pool_key):
@@ -255,10 +345,23 @@ class SandboxManager:
         return len(ours)
 
 
+class _BytesReader:
+    def __init__(self, data: bytes) -> None:
+        self.view = memoryview(data)
+        self.offset = 0
+
+    def read(self, size: int) -> bytes:
+        chunk = self.view[self.offset: self.offset + size]
+        self.offset += len(chunk)
+        return bytes(chunk)
+
+
 def _created_at(container) -> float:
     from datetime import datetime
 
     created = container.attrs.get("Created", "")
+    if isinstance(created, int | float):  # a sparse listing gives unix seconds
+        return float(created)
     try:
         return datetime.fromisoformat(created[:26].rstrip("Z") + "+00:00").timestamp()
     except ValueError:

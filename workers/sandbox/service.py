@@ -22,6 +22,11 @@ def sandbox_config() -> SandboxConfig:
         idle_timeout=settings.SANDBOX_IDLE_TIMEOUT,
         warm_pool_size=settings.SANDBOX_WARM_POOL_SIZE,
         namespace=settings.SANDBOX_NAMESPACE,
+        output_limit=settings.SANDBOX_LOG_MAX_CHARS,
+        max_output_files=settings.SANDBOX_OUTPUT_MAX_FILES,
+        max_output_bytes=settings.SANDBOX_OUTPUT_MAX_BYTES,
+        max_sessions=settings.SANDBOX_MAX_SESSIONS,
+        max_sessions_per_project=settings.SANDBOX_MAX_SESSIONS_PER_PROJECT,
     )
 
 

@@ -36,26 +36,43 @@ def _sync_inputs(manager, run) -> None:
     """Place the run's files in /mnt/data under their original names, once per container."""
     from apps.files.models import File
 
-    container_id = manager.container_id(run.thread_id)
+    container_id = manager.container_id(run.thread_id, project=run.project_id)
     placed_key = f"sandbox:placed:{container_id}"
     redis = get_redis()
     for file in File.objects.filter(project_id=run.project_id, pk__in=_input_files(run)):
         if redis.sismember(placed_key, file.pk):
             continue
         with file.content.open("rb") as handle:
-            manager.put_file(run.thread_id, posixpath.basename(file.filename) or file.pk, handle.read())
+            manager.put_file(run.thread_id, posixpath.basename(file.filename) or file.pk, handle,
+                             file_id=file.pk)
         redis.sadd(placed_key, file.pk)
         redis.expire(placed_key, 86_400)
+
+
+def _awaited_run(run_id: str, call_id: str):
+    """The run, when it is live and still waits on this very call; None for a stale task (a
+    redelivery after a worker died, or a call of an attempt recovery replaced), which must
+    never execute code in the thread's live kernel."""
+    from apps.runs.models import Run, RunStep
+    from apps.runs.state import is_overdue
+
+    run = Run.objects.filter(pk=run_id, status="in_progress").first()
+    if run is None or is_overdue(run):
+        return None
+    waiting = RunStep.objects.filter(run=run, type="tool_calls", status="in_progress",
+                                     step_details__contains={"tool_calls": [{"id": call_id}]})
+    return run if waiting.exists() else None
 
 
 @shared_task(name="workers.sandbox.tasks.execute_code", ignore_result=True)
 def execute_code(run_id: str, call_id: str, code: str) -> None:
     from apps.files.services import create_output_file
-    from apps.runs.models import Run
+    from apps.runs.state import log_recovery
     from workers.sandbox.service import get_manager
 
-    run = Run.objects.filter(pk=run_id).first()
+    run = _awaited_run(run_id, call_id)
     if run is None:
+        log_recovery(run_id, "stale_sandbox_task_refused", None, call=call_id)
         return
     manager = get_manager()
     outcome: dict
@@ -70,6 +87,7 @@ def execute_code(run_id: str, call_id: str, code: str) -> None:
             data = manager.get_file(run.thread_id, path)
             mime = mimetypes.guess_type(path)[0] or "application/octet-stream"
             files[path] = create_output_file(run.project, posixpath.basename(path), data, mime).pk
+            manager.remember_file(run.thread_id, path, files[path])
         outcome = {"stdout": result.stdout, "stderr": result.stderr, "error": result.error,
                    "images": images, "files": files}
     except Exception as exc:  # noqa: BLE001 (the run must hear back, whatever broke)

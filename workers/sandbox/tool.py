@@ -7,17 +7,23 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 
 from apps.core.redis_client import block_seconds, get_redis
-from apps.runs import events
+from apps.runs import state
 from apps.runs.models import Run, RunStep
 from workers.runs.partial_json import string_field
-from workers.runs.tools import HostedResult, register_hosted_tool, register_text_finalizer
+from workers.runs.tools import (
+    Annotator,
+    HostedResult,
+    register_annotator,
+    register_hosted_tool,
+    register_text_finalizer,
+)
 from workers.sandbox.tasks import reply_key
 
-MODEL_OUTPUT_LIMIT = 20_000
 SANDBOX_LINK = re.compile(r"sandbox:(/mnt/data/[^\s)\]\"'>]+)")
 
 
@@ -25,19 +31,32 @@ class Cancelled(Exception):
     pass
 
 
+def _reply_wait_seconds() -> float:
+    return settings.SANDBOX_EXEC_TIMEOUT + 120
+
+
 def _wait_for_reply(run: Run, call_id: str) -> dict:
-    deadline = time.monotonic() + settings.SANDBOX_EXEC_TIMEOUT + 120
+    deadline = time.monotonic() + _reply_wait_seconds()
     redis = get_redis()
     while time.monotonic() < deadline:
         # Short blocks, so a cancel is noticed within a second.
         item = redis.blpop(reply_key(call_id), timeout=block_seconds(1.0))
         if item is not None:
             return json.loads(item[1])
-        if events.cancel_requested(run.pk):
+        if state.must_stop(run):
             raise Cancelled()
     return {"stdout": "", "stderr": "", "images": [], "files": {},
             "error": {"name": "SandboxUnavailable", "traceback": "",
                       "value": "No sandbox worker answered in time."}}
+
+
+def truncate_middle(text: str, limit: int) -> str:
+    """At most `limit` characters (plus the marker): the first and the last half are kept,
+    since a traceback or a result usually sits at the end and the context at the start."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters of output cut ...]\n{text[-half:]}"
 
 
 def _model_output(outcome: dict) -> str:
@@ -50,14 +69,16 @@ def _model_output(outcome: dict) -> str:
     if outcome.get("files"):
         parts.append("Files written: " + ", ".join(sorted(outcome["files"])))
     text = "\n".join(part for part in parts if part).strip() or "(no output)"
-    return text[:MODEL_OUTPUT_LIMIT]
+    return truncate_middle(text, settings.SANDBOX_LOG_MAX_CHARS)
 
 
 def run_code(run: Run, call_id: str, arguments: str) -> HostedResult:
     from assistants_project.celery import app
 
     code = string_field(arguments, "code") or arguments
-    app.send_task("workers.sandbox.tasks.execute_code", args=[run.pk, call_id, code], queue="sandbox")
+    # Nobody waits for the reply past that: a message redelivered later is dropped unread.
+    app.send_task("workers.sandbox.tasks.execute_code", args=[run.pk, call_id, code], queue="sandbox",
+                  expires=_reply_wait_seconds())
     try:
         outcome = _wait_for_reply(run, call_id)
     except Cancelled:
@@ -69,35 +90,40 @@ def run_code(run: Run, call_id: str, arguments: str) -> HostedResult:
         logs = "\n".join(p for p in (logs, error.get("traceback") or f"{error['name']}: {error['value']}") if p)
     outputs: list[dict] = []
     if logs:
-        outputs.append({"type": "logs", "logs": logs})
+        outputs.append({"type": "logs", "logs": truncate_middle(logs, settings.SANDBOX_LOG_MAX_CHARS)})
     outputs += [{"type": "image", "image": {"file_id": file_id}} for file_id in outcome.get("images", [])]
     record = {"type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}}
     return HostedResult(model_output=_model_output(outcome), record=record,
                         extras={"images": outcome.get("images", []), "files": outcome.get("files", {})})
 
 
-def attach_outputs(run: Run, text: str) -> tuple[list[dict], list[dict]]:
-    """Images made since the run's last message become image_file parts of this one; links to
-    generated files become file_path annotations."""
+def attach_images(run: Run, text: str) -> tuple[list[dict], list[dict]]:
+    """Images made since the run's last message become image_file parts of this one."""
     last_message = (RunStep.objects.filter(run=run, type="message_creation", status="completed")
                     .order_by("-created_ns").values_list("created_ns", flat=True).first()) or 0
     images: list[str] = []
+    for io in RunStep.objects.filter(run=run, type="tool_calls", created_ns__gt=last_message) \
+            .values_list("tool_io", flat=True):
+        for call in io.values():
+            images += call.get("images") or []
+    return [], [{"type": "image_file", "image_file": {"file_id": file_id, "detail": "auto"}}
+                for file_id in images]
+
+
+def _written_files(run: Run) -> Callable[[re.Match[str]], dict | None]:
+    """Links to files the run's code wrote (`sandbox:/mnt/data/...`) stand for those files."""
     files: dict[str, str] = {}
-    for created_ns, io in RunStep.objects.filter(run=run, type="tool_calls").values_list("created_ns", "tool_io"):
+    for io in RunStep.objects.filter(run=run, type="tool_calls").values_list("tool_io", flat=True):
         for call in io.values():
             files.update(call.get("files") or {})
-            if created_ns > last_message:
-                images += call.get("images") or []
-    annotations = []
-    for match in SANDBOX_LINK.finditer(text):
+
+    def annotate(match: re.Match[str]) -> dict | None:
         file_id = files.get(match.group(1))
-        if file_id:
-            annotations.append({"type": "file_path", "text": match.group(0),
-                                "file_path": {"file_id": file_id},
-                                "start_index": match.start(), "end_index": match.end()})
-    parts = [{"type": "image_file", "image_file": {"file_id": file_id, "detail": "auto"}} for file_id in images]
-    return annotations, parts
+        return None if file_id is None else {"type": "file_path", "file_path": {"file_id": file_id}}
+
+    return annotate
 
 
 register_hosted_tool("code_interpreter", run_code)
-register_text_finalizer(attach_outputs)
+register_text_finalizer(attach_images)
+register_annotator(Annotator(opener="sandbox:", pattern=SANDBOX_LINK, resolve=_written_files))

@@ -1,4 +1,4 @@
-"""`make run`: everything on one machine until Ctrl-C."""
+"""`make run`: everything on one machine, supervised, until Ctrl-C or SIGTERM."""
 
 import signal
 import subprocess
@@ -13,6 +13,9 @@ from apps.core.banner import ready_banner, upstream_problem
 from assistants_project.embedded_models import ModelsUnavailable
 from assistants_project.env import env_int, env_str
 from assistants_project.stack import Stack
+from assistants_project.supervisor import GaveUp, Supervisor
+
+CHECK_SECONDS = 0.5
 
 
 class Command(BaseCommand):
@@ -40,6 +43,7 @@ class Command(BaseCommand):
         # The embedded Postgres falls back to /tmp for its runtime directory: nothing to act on.
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
         self.stdout.write(f"Starting the Assistants API (logs in {log_dir}/)…")
+        failed = None
         try:
             try:
                 stack.start_services()
@@ -60,12 +64,19 @@ class Command(BaseCommand):
                 key_file=settings.DATA_DIR / "dev-api-key", log_dir=log_dir,
                 sandbox_image=settings.SANDBOX_IMAGE))
             sys.stdout.flush()
+            # A child that dies is restarted; only Ctrl-C or SIGTERM ends the stack, or a
+            # child that keeps dying.
+            supervisor = Supervisor(stack.units, say=lambda line: self.stderr.write(line))
             while not stopping:
-                for name, process in list(stack.children.items()):
-                    if process.poll() is not None:
-                        self.stderr.write(f"{name} exited with {process.returncode} (see {log_dir}/{name}.log); stopping.")
-                        stopping = True
-                time.sleep(0.5)
+                supervisor.check()
+                time.sleep(CHECK_SECONDS)
+        except GaveUp as gave_up:
+            failed = gave_up
+            self.stderr.write(f"supervisor: {gave_up}; stopping the stack. Its last log lines:")
+            for line in gave_up.tail:
+                self.stderr.write(f"  {gave_up.name} | {line}")
         finally:
             self.stdout.write("Stopping…")
             stack.stop()
+        if failed is not None:
+            sys.exit(1)
