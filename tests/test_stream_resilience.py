@@ -19,7 +19,6 @@ import openai
 import pytest
 import redis
 
-from assistants_project import embedded
 from tests.fake_upstream import Reply
 from tests.support.side_stack import RecordingTransport, start_side_stack
 
@@ -371,7 +370,7 @@ def test_a_lasting_redis_outage_ends_the_stream_with_error_then_done(side, sdk, 
         if outage == "hung":
             side.redis_process.send_signal(signal.SIGCONT)
         else:
-            side.redis_process, _ = embedded.start_redis(side.data_dir)
+            side.start_redis()
     if outage == "hung":
         assert "event stream is unavailable" in raised.value.message
     else:
