@@ -101,9 +101,10 @@ def serve(data_dir: Path, extra_env: dict[str, str], timeout: float = 180.0) -> 
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"serve exited with {process.returncode}:\n{served.output()[-4000:]}")
-        for index, line in enumerate(served.lines):
-            if line.startswith("Dev API key") and index + 1 < len(served.lines):
-                served.api_key = served.lines[index + 1].strip()
+        for line in served.lines:
+            # The ready banner's line: "  Dev API key:    sk-...  (also in DATA_DIR/dev-api-key)".
+            if line.strip().startswith("Dev API key:"):
+                served.api_key = line.split("Dev API key:", 1)[1].split()[0]
                 return served
         time.sleep(0.2)
     served.stop()
