@@ -11,6 +11,7 @@ if os.environ.get("LOG_FILE"):
 
 from celery import Celery  # noqa: E402
 from celery.signals import (  # noqa: E402
+    beat_init,
     before_task_publish,
     setup_logging,
     task_postrun,
@@ -98,3 +99,34 @@ def clear_task_context(**kwargs) -> None:
     from apps.core import log_context
 
     log_context.clear()
+
+
+@worker_init.connect
+def serve_worker_metrics(**kwargs) -> None:
+    """Each worker serves its machine's (container's) samples on METRICS_PORT."""
+    from apps.core import metrics
+
+    metrics.serve_worker_metrics("worker")
+
+
+@beat_init.connect
+def serve_beat_metrics(**kwargs) -> None:
+    from apps.core import metrics
+
+    metrics.serve_worker_metrics("beat")
+
+
+@task_prerun.connect
+def note_ingest_start(task_id=None, task=None, args=None, **kwargs) -> None:
+    if task is not None and task.name == "workers.ingest.tasks.ingest_file" and args:
+        from apps.core import metrics
+
+        metrics.ingest_task_started(task_id, args[0])
+
+
+@task_postrun.connect
+def count_ingest_end(task_id=None, task=None, **kwargs) -> None:
+    if task is not None and task.name == "workers.ingest.tasks.ingest_file":
+        from apps.core import metrics
+
+        metrics.ingest_task_ended(task_id)

@@ -15,6 +15,7 @@ from functools import cache
 import openai
 from django.conf import settings
 
+from apps.core import metrics
 from assistants_project.embedded_models import OPENAI_BASE_URL
 
 _END = object()
@@ -226,6 +227,7 @@ def _stream_with_retries(request: dict, model: str, callbacks: StreamCallbacks) 
         result = Completion()
         emitted = False
         try:
+            metrics.UPSTREAM_REQUESTS.labels(model).inc()
             _consume(request, model, callbacks, result)
             return result
         except _EmittedFailure as failure:
@@ -233,6 +235,7 @@ def _stream_with_retries(request: dict, model: str, callbacks: StreamCallbacks) 
             exc = failure.cause
         except _Failure as failure:
             exc = failure.cause
+        metrics.upstream_failed(exc)
         retryable, error = _classify(exc, model)
         delay = _retry_delay(exc if isinstance(exc, openai.APIStatusError) else None, attempt)
         if emitted or not retryable or time.monotonic() + delay > budget_ends:
