@@ -32,20 +32,27 @@ def runs_active() -> dict[str, int]:
 
 
 def oldest_stale_run_seconds(now: float | None = None) -> float:
-    """The age of the oldest run the orphan sweeper (workers.runs.tasks.recover_orphaned_runs)
-    should be dealing with: in progress with no worker heartbeat (age since it was claimed), or
-    queued longer than RUN_ORPHAN_AFTER_SECONDS (age since it was created or last claimed).
-    0 when there is none."""
+    """The age of the oldest run the sweeper (workers.runs.tasks.recover_orphaned_runs) should
+    be dealing with: in progress or cancelling with no worker heartbeat (since the sweeper first
+    saw it so, else since it was claimed), or queued longer than RUN_ORPHAN_AFTER_SECONDS
+    (since it was created or last claimed). Read only: a scrape records no sighting. 0: none."""
+    from apps.core.redis_client import get_redis
     from apps.runs import events
     from apps.runs.models import Run
 
     now = now or time.time()
     oldest = 0.0
-    in_progress = list(Run.objects.filter(status="in_progress").values_list("id", "started_at"))
-    living = events.alive([run_id for run_id, _ in in_progress])
-    for run_id, started_at in in_progress:
-        if run_id not in living and started_at:
-            oldest = max(oldest, now - started_at)
+    held = list(Run.objects.filter(status__in=("in_progress", "cancelling"))
+                .values_list("id", "status", "attempts", "started_at"))
+    living = events.alive([run_id for run_id, *_ in held])
+    unseen = [(run_id, status, attempts, started) for run_id, status, attempts, started in held
+              if run_id not in living]
+    sightings = get_redis().mget([events.suspect_key(run_id, f"{status}:{attempts}")
+                                  for run_id, status, attempts, _ in unseen]) if unseen else []
+    for (_, _, _, started_at), seen in zip(unseen, sightings, strict=True):
+        since = float(seen) if seen is not None else started_at
+        if since:
+            oldest = max(oldest, now - since)
     cutoff_ns = int((now - settings.RUN_ORPHAN_AFTER_SECONDS) * 1e9)
     for created_ns, started_at in (Run.objects.filter(status="queued", created_ns__lt=cutoff_ns)
                                    .values_list("created_ns", "started_at")):
