@@ -78,11 +78,13 @@ def warm_up(sender, **kwargs) -> None:
 @before_task_publish.connect
 def carry_request_id(headers=None, **kwargs) -> None:
     """A task enqueued by a request logs under that request's id."""
-    from apps.core import log_context
+    from apps.core import log_context, tracing
 
     request_id = log_context.current().get("request_id")
     if headers is not None and request_id:
         headers.setdefault("request_id", request_id)
+    if headers is not None:
+        tracing.inject(headers)
 
 
 @task_prerun.connect
@@ -104,9 +106,10 @@ def clear_task_context(**kwargs) -> None:
 @worker_init.connect
 def serve_worker_metrics(**kwargs) -> None:
     """Each worker serves its machine's (container's) samples on METRICS_PORT."""
-    from apps.core import metrics
+    from apps.core import metrics, tracing
 
     metrics.serve_worker_metrics("worker")
+    tracing.start("worker")
 
 
 @beat_init.connect
