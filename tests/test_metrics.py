@@ -228,8 +228,8 @@ def test_every_metric_has_its_labels_on_web_and_the_workers_serve_their_own(obse
 
 
 def test_the_warm_sandbox_pool_is_reported(observed, web_metrics):
-    _wait_for(lambda: scrape(web_metrics).value("assistants_sandbox_sessions", state="pooled") == 1,
-              what="one pooled container (SANDBOX_WARM_POOL_SIZE=1)")
+    _wait_for(lambda: scrape(web_metrics).value("assistants_sandbox_sessions", state="pooled") >= 1,
+              what="a pooled container (SANDBOX_WARM_POOL_SIZE=1)")
 
 
 def test_every_name_the_alerts_and_dashboard_use_is_exposed(observed, stack):

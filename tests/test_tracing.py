@@ -66,7 +66,10 @@ def traced(stack, fake_upstream, tmp_path):
     env = {key: value for key, value in stack.env.items()
            if key not in ("REDIS_URL", "DATA_DIR", "PROMETHEUS_MULTIPROC_DIR")}
     # Its own embedded Redis (so the session's workers never take its tasks), same Postgres.
-    env.update({"METRICS_PORT": "0", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+    # Empty, not absent: the Stack starts from os.environ, where Django's test settings may
+    # have put the session's values.
+    env.update({"REDIS_URL": "", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+                "METRICS_PORT": "0", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
                 "OTEL_BSP_SCHEDULE_DELAY": "200"})
     deployment = Stack(data_dir=tmp_path / "traced", port=_free_port(), log_dir=tmp_path / "logs",
                        extra_env=env, with_beat=False)
@@ -75,6 +78,13 @@ def traced(stack, fake_upstream, tmp_path):
     deployment.start_worker("runs")
     try:
         deployment.wait_until_serving()
+        # The run must find this worker consuming: a run left queued for long would be
+        # enqueued again by the session's sweeper, on the session's Redis.
+        log = tmp_path / "logs" / "worker-runs.log"
+        deadline = time.monotonic() + 90
+        while not (log.exists() and " ready." in log.read_text(errors="replace")):
+            assert time.monotonic() < deadline, "the traced runs worker did not start"
+            time.sleep(0.2)
         yield deployment, receiver
     finally:
         deployment.stop()
