@@ -10,3 +10,7 @@ from apps.core.edge import BodyLimitGuard  # noqa: E402
 
 # The edge bounds request bodies while they stream in, before Django reads them.
 application = BodyLimitGuard(django_application)
+
+from apps.core import tracing  # noqa: E402
+
+application = tracing.wrap_asgi(application)

@@ -11,6 +11,7 @@ if os.environ.get("LOG_FILE"):
 
 from celery import Celery  # noqa: E402
 from celery.signals import (  # noqa: E402
+    beat_init,
     before_task_publish,
     setup_logging,
     task_postrun,
@@ -77,11 +78,13 @@ def warm_up(sender, **kwargs) -> None:
 @before_task_publish.connect
 def carry_request_id(headers=None, **kwargs) -> None:
     """A task enqueued by a request logs under that request's id."""
-    from apps.core import log_context
+    from apps.core import log_context, tracing
 
     request_id = log_context.current().get("request_id")
     if headers is not None and request_id:
         headers.setdefault("request_id", request_id)
+    if headers is not None:
+        tracing.inject(headers)
 
 
 @task_prerun.connect
@@ -98,3 +101,35 @@ def clear_task_context(**kwargs) -> None:
     from apps.core import log_context
 
     log_context.clear()
+
+
+@worker_init.connect
+def serve_worker_metrics(**kwargs) -> None:
+    """Each worker serves its machine's (container's) samples on METRICS_PORT."""
+    from apps.core import metrics, tracing
+
+    metrics.serve_worker_metrics("worker")
+    tracing.start("worker")
+
+
+@beat_init.connect
+def serve_beat_metrics(**kwargs) -> None:
+    from apps.core import metrics
+
+    metrics.serve_worker_metrics("beat")
+
+
+@task_prerun.connect
+def note_ingest_start(task_id=None, task=None, args=None, **kwargs) -> None:
+    if task is not None and task.name == "workers.ingest.tasks.ingest_file" and args:
+        from apps.core import metrics
+
+        metrics.ingest_task_started(task_id, args[0])
+
+
+@task_postrun.connect
+def count_ingest_end(task_id=None, task=None, **kwargs) -> None:
+    if task is not None and task.name == "workers.ingest.tasks.ingest_file":
+        from apps.core import metrics
+
+        metrics.ingest_task_ended(task_id)

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "apps.core.metrics_http.HttpMetricsMiddleware",
     "apps.core.middleware.RequestIdMiddleware",
     "apps.core.retry_headers.RetryHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -225,6 +226,9 @@ RETRY_MATCH_WINDOW_SECONDS = env_int("RETRY_MATCH_WINDOW_SECONDS", 120, minimum=
 # and /metrics sums them. Local, never on a volume shared by containers (file names are pids).
 METRICS_DIR = env_path("PROMETHEUS_MULTIPROC_DIR", Path(tempfile.gettempdir()) / (
     "assistants-metrics-" + hashlib.sha1(str(DATA_DIR).encode()).hexdigest()[:10]))
+# Workers and beat serve /metrics on this port (0: not at all; web serves it beside the API).
+METRICS_PORT = env_int("METRICS_PORT", 0, minimum=0)
+METRICS_HOST = env_str("METRICS_HOST", "0.0.0.0")
 
 # Redis redelivers a task a worker took but never acknowledged (it died) after this long. It
 # must outlast the longest task, or a live run would be handed to a second worker; a run

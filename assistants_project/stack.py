@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -52,6 +54,8 @@ class Stack:
     # serve: children's output goes to log_dir; only warnings and errors reach the terminal.
     quiet_console: bool = False
     model_server: embedded_models.ModelServer | None = None
+    # Each worker and beat serves /metrics on a free port of its own (METRICS_PORT=0: none).
+    metrics_ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def redis_process(self) -> subprocess.Popen | None:
@@ -72,6 +76,9 @@ class Stack:
             env["REDIS_URL"] = embedded.embedded_redis_url(self.data_dir)
         env.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
         env.setdefault("PYTHONUNBUFFERED", "1")
+        # The multi-process metric files are this deployment's: a restart starts from zero.
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(self.data_dir / "metrics"))
+        shutil.rmtree(env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
         self.start_models(env)
         self.env = env
         return env
@@ -128,6 +135,10 @@ class Stack:
         a log_dir, else through to our stdout, its last lines kept for a post-mortem."""
         self.commands[name] = argv
         env = self.env
+        if name.startswith(("worker-", "beat")) and env.get("METRICS_PORT") != "0":
+            # A restarted child keeps its port, so a scraper finds it again.
+            self.metrics_ports[name] = self.metrics_ports.get(name) or _free_port(self.host)
+            env = {**env, "METRICS_PORT": str(self.metrics_ports[name]), "METRICS_HOST": self.host}
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             if self.quiet_console:
@@ -279,3 +290,9 @@ def _pump(process: subprocess.Popen, tail: deque) -> None:
         tail.append(line.rstrip("\n"))
         sys.stdout.write(line)
         sys.stdout.flush()
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]

@@ -12,6 +12,7 @@ import time
 
 from django.db.models import Q
 
+from apps.core import metrics
 from apps.core.models import unix_now
 from apps.runs import events
 from apps.runs.models import TERMINAL_STATUSES, Run, RunStep
@@ -79,6 +80,7 @@ def transition(run_id: str, to: str, *, publish: bool = True, where: Q | None = 
     if not updated:
         return None
     run = Run.objects.get(pk=run_id)
+    metrics.run_transitioned(run)
     if publish:
         events.publish(run_id, f"thread.run.{to}", render_run(run))
     return run

@@ -7,6 +7,7 @@ import json
 import time
 from dataclasses import dataclass
 
+from apps.core import metrics
 from apps.runs.models import ModelCall, Run
 from apps.threads.models import Message
 from workers.runs.context import MESSAGE_OVERHEAD_TOKENS, Context
@@ -86,6 +87,8 @@ class CallRecord:
             finish_reason=completion.finish_reason or "",
             prompt_tokens=completion.prompt_tokens or None,
             completion_tokens=completion.completion_tokens or None)
+        metrics.model_call_finished(self.row.model, self.row.started_ns, self.row.first_token_ns,
+                                    completion.prompt_tokens, completion.completion_tokens)
 
 
 def record_model_call(run: Run, request: dict, context: Context, budget: int | None = None) -> CallRecord:

@@ -4,6 +4,7 @@ thread so a slow upstream never blocks a cancel)."""
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import random
 import threading
@@ -15,6 +16,7 @@ from functools import cache
 import openai
 from django.conf import settings
 
+from apps.core import metrics, tracing
 from assistants_project.embedded_models import OPENAI_BASE_URL
 
 _END = object()
@@ -155,10 +157,11 @@ def _retry_delay(error: openai.APIStatusError | None, attempt: int) -> float:
 
 def _read_stream(request: dict, model: str, sink: queue.Queue, holder: dict) -> None:
     try:
-        stream = client_for(model).chat.completions.create(**request)
-        holder["stream"] = stream
-        for chunk in stream:
-            sink.put(chunk)
+        with tracing.upstream_call(model, backend_for(model).base_url, request) as request:
+            stream = client_for(model).chat.completions.create(**request)
+            holder["stream"] = stream
+            for chunk in stream:
+                sink.put(chunk)
         sink.put(_END)
     except BaseException as exc:  # noqa: BLE001 (handed to the consuming thread, which decides)
         sink.put(exc)
@@ -226,6 +229,7 @@ def _stream_with_retries(request: dict, model: str, callbacks: StreamCallbacks) 
         result = Completion()
         emitted = False
         try:
+            metrics.UPSTREAM_REQUESTS.labels(model).inc()
             _consume(request, model, callbacks, result)
             return result
         except _EmittedFailure as failure:
@@ -233,6 +237,7 @@ def _stream_with_retries(request: dict, model: str, callbacks: StreamCallbacks) 
             exc = failure.cause
         except _Failure as failure:
             exc = failure.cause
+        metrics.upstream_failed(exc)
         retryable, error = _classify(exc, model)
         delay = _retry_delay(exc if isinstance(exc, openai.APIStatusError) else None, attempt)
         if emitted or not retryable or time.monotonic() + delay > budget_ends:
@@ -261,7 +266,8 @@ def _sleep_unless_stopped(seconds: float, should_stop: Callable[[], bool]) -> No
 def _consume(request: dict, model: str, callbacks: StreamCallbacks, result: Completion) -> None:
     sink: queue.Queue = queue.Queue()
     holder: dict = {}
-    reader = threading.Thread(target=_read_stream, args=(request, model, sink, holder), daemon=True)
+    reader = threading.Thread(target=contextvars.copy_context().run, daemon=True,  # the trace
+                              args=(_read_stream, request, model, sink, holder))
     reader.start()
     emitted = False
     calls: dict[int, ToolCallOut] = {}
