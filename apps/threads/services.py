@@ -159,9 +159,15 @@ def modify_thread(project: Project, thread_id: str, body: dict) -> Thread:
 
 
 def delete_thread(project: Project, thread_id: str) -> str:
-    thread = get_thread(project, thread_id)
-    thread_pk = thread.pk
-    thread.delete()
+    with transaction.atomic():
+        thread = get_thread(project, thread_id, for_update=True)
+        # A worker adds steps, messages and model-call records under its run's row lock: taking
+        # those locks first means the cascade below sees every row a worker committed, and a
+        # worker writing later finds its run gone (never a foreign-key error here).
+        list(django_apps.get_model("runs", "Run").objects.select_for_update()
+             .filter(thread_id=thread.pk).values_list("pk", flat=True))
+        thread_pk = thread.pk
+        thread.delete()
     transaction.on_commit(lambda: _close_sandbox_session(thread_pk))
     return thread_id
 

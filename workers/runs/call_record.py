@@ -7,7 +7,10 @@ import json
 import time
 from dataclasses import dataclass
 
+from django.db import IntegrityError
+
 from apps.core import metrics
+from apps.runs import events
 from apps.runs.models import ModelCall, Run
 from apps.threads.models import Message
 from workers.runs.context import MESSAGE_OVERHEAD_TOKENS, Context
@@ -95,7 +98,17 @@ def record_model_call(run: Run, request: dict, context: Context, budget: int | N
     started = time.time_ns()
     thread_messages = (Message.objects.filter(thread_id=run.thread_id).exclude(run_id=run.pk)
                        .exclude(status="in_progress").count())
-    row = ModelCall.objects.create(
+    try:
+        row = _insert(run, request, context, budget, started, thread_messages)
+    except IntegrityError as gone:
+        # The run was deleted with its thread meanwhile: nothing is left to work for.
+        raise events.Superseded(f"{run.pk}: the run was deleted") from gone
+    return CallRecord(row)
+
+
+def _insert(run: Run, request: dict, context: Context, budget: int | None, started: int,
+            thread_messages: int) -> ModelCall:
+    return ModelCall.objects.create(
         run=run, model=request["model"], started_ns=started,
         settings={key: request[key] for key in SETTING_KEYS if key in request},
         tools=request.get("tools") or [],
@@ -105,4 +118,3 @@ def record_model_call(run: Run, request: dict, context: Context, budget: int | N
                     "thread_messages": thread_messages,
                     "kept_thread_messages": len(context.thread_message_ids)},
         estimated_prompt_tokens=context.estimated_tokens)
-    return CallRecord(row)
