@@ -77,7 +77,9 @@ class Stack:
         env.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
         env.setdefault("PYTHONUNBUFFERED", "1")
         # The multi-process metric files are this deployment's: a restart starts from zero.
-        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(self.data_dir / "metrics"))
+        # Per port: another deployment started on the same DATA_DIR (a test's side stack) must
+        # not wipe the files this one's processes are writing.
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(self.data_dir / "metrics" / str(self.port)))
         shutil.rmtree(env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
         self.start_models(env)
         self.env = env

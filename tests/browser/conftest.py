@@ -22,8 +22,10 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium():
+    """Package-scoped: Playwright's sync API runs an event loop in this thread while it lives,
+    which would break every later asyncio.run() in the session."""
     if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (as .ci/run does)")
     from playwright.sync_api import sync_playwright
