@@ -79,7 +79,9 @@ class Stack:
         # The multi-process metric files are this deployment's: a restart starts from zero.
         # Per port: another deployment started on the same DATA_DIR (a test's side stack) must
         # not wipe the files this one's processes are writing.
-        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(self.data_dir / "metrics" / str(self.port)))
+        # Never inherited from our own environment (the test process may have one of its own).
+        if "PROMETHEUS_MULTIPROC_DIR" not in self.extra_env:
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.data_dir / "metrics" / str(self.port))
         shutil.rmtree(env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
         self.start_models(env)
         self.env = env
