@@ -96,6 +96,7 @@ def playground(browser_page, origin, project_key):
     page.get_by_label("API key", exact=True).fill(project_key)
     page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_role("button", name="New thread", exact=True).wait_for()
+    page.locator("body[data-ready=true]").wait_for(state="attached")
     return browser_page
 
 

@@ -96,3 +96,31 @@ def test_errors_from_the_api_are_shown_with_their_message(playground):
     alert.wait_for()
     assert "'temperature'" in alert.inner_text()
     assert page.locator("#unsaved").is_visible()  # nothing was saved
+
+
+def test_edits_begun_while_the_assistant_list_loads_are_kept(browser_page, origin, project_key, sdk):
+    sdk.beta.assistants.create(model="gpt-4o", name="Already here")
+    page = browser_page.page
+    held = []  # the builder's first list call, answered only after the user has begun typing
+
+    def the_list(url: str) -> bool:
+        return "/v1/assistants?limit=100" in url
+
+    def hold(route) -> None:
+        held.append(route)
+
+    page.route(the_list, hold)
+    page.goto(f"{origin}/playground/")
+    page.get_by_label("API key", exact=True).fill(project_key)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_function("document.querySelector('#app') && !document.querySelector('#app').hidden")
+    while not held:
+        page.wait_for_timeout(50)
+    page.get_by_role("button", name="New assistant", exact=True).click()
+    page.get_by_label("Name", exact=True).fill("Typed early")
+    held[0].continue_()
+    page.unroute(the_list, hold)
+    page.locator("body[data-ready=true]").wait_for(state="attached")
+    assert page.get_by_label("Name", exact=True).input_value() == "Typed early"
+    assert page.locator("#unsaved").is_visible()
+    assert page.locator("#assistant-pick").input_value() == ""  # still drafting a new one

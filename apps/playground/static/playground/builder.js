@@ -260,6 +260,10 @@ export async function init() {
     $("#model-list").replaceChildren(...(models.data || []).map((m) => h("option", { value: m.id })));
   }).catch(() => {}); // the upstream's model list is a convenience; the field stays free text
   await refreshList(null);
+  if (dirty || state.assistant) { // the user began while the list loaded: keep their work
+    $("#assistant-pick").value = state.assistant?.id || "";
+    return;
+  }
   if (assistants.length) {
     $("#assistant-pick").value = assistants[0].id;
     select(assistants[0]);

@@ -27,6 +27,7 @@ async function start() {
   thread.init();
   storage.init();
   await builder.init();
+  document.body.dataset.ready = "true"; // every pane has loaded what it shows first
 }
 
 function signInForm(message) {
