@@ -14,3 +14,8 @@ application = BodyLimitGuard(django_application)
 from apps.core import tracing  # noqa: E402
 
 application = tracing.wrap_asgi(application)
+
+from apps.core.shutdown import Lifespan  # noqa: E402
+
+# SIGTERM: open streams drain for WEB_DRAIN_SECONDS, then end with `done`.
+application = Lifespan(application)

@@ -18,6 +18,7 @@ from celery.signals import (  # noqa: E402
     task_prerun,
     worker_init,
     worker_ready,
+    worker_shutting_down,
 )
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
@@ -53,6 +54,16 @@ def check_capacity(sender, **kwargs) -> None:
                               settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"])
     except ImproperlyConfigured as error:
         raise SystemExit(f"ImproperlyConfigured: {error}") from error
+
+
+@worker_shutting_down.connect
+def hand_back_runs(**kwargs) -> None:
+    """SIGTERM (a rollout, a scale-in): Celery stops taking tasks and this worker's runs are
+    handed back to the queue (workers/runs/handback.py). Runs inside the signal handler, so it
+    only notes the time; the module is loaded with the tasks, long before."""
+    from workers.runs import handback
+
+    handback.begin_drain()
 
 
 @worker_ready.connect

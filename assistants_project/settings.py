@@ -163,6 +163,13 @@ SSE_KEEPALIVE_SECONDS = env_float("SSE_KEEPALIVE_SECONDS", 15.0, minimum=0.1)
 # A run whose worker has not proved alive for this long is resumed once, then failed.
 RUN_ORPHAN_AFTER_SECONDS = env_float("RUN_ORPHAN_AFTER_SECONDS", 20.0, minimum=1.0)
 MAINTENANCE_INTERVAL_SECONDS = env_float("MAINTENANCE_INTERVAL_SECONDS", 5.0, minimum=0.5)
+# SIGTERM (a rollout): a runs worker hands its runs back to the queue, between turns at once and
+# from inside a model call after RUN_DRAIN_SECONDS; web ends the streams still open after
+# WEB_DRAIN_SECONDS with `done`. Beat holds a Redis lock while it schedules maintenance, which
+# lapses BEAT_LOCK_SECONDS after a beat that died stopped renewing it.
+RUN_DRAIN_SECONDS = env_float("RUN_DRAIN_SECONDS", 5.0, minimum=0.0)
+WEB_DRAIN_SECONDS = env_float("WEB_DRAIN_SECONDS", 5.0, minimum=0.0)
+BEAT_LOCK_SECONDS = env_float("BEAT_LOCK_SECONDS", 30.0, minimum=1.0)
 
 # Celery: JSON only, one queue per kind of work.
 CELERY_BROKER_URL = embedded.celery_broker_url(REDIS_URL)
@@ -185,6 +192,7 @@ CELERY_TASK_ROUTES = {
     "workers.ingest.tasks.*": {"queue": "ingest"},
     "workers.sandbox.tasks.*": {"queue": "sandbox"},
 }
+CELERY_BEAT_SCHEDULER = "workers.scheduler:SingletonScheduler"
 CELERY_BEAT_SCHEDULE = {
     # A sweep nobody ran in time is dropped, not piled up: after an outage the workers start
     # on real work, not on a backlog of identical sweeps.

@@ -205,14 +205,16 @@ class Stack:
         self._spawn("web", [
             sys.executable, "-m", "uvicorn", "assistants_project.asgi:application",
             "--host", self.host, "--port", str(self.port), "--no-access-log",
-            "--timeout-graceful-shutdown", "5",
+            # Past the streams' drain (WEB_DRAIN_SECONDS, plus one Redis block), so a stream
+            # ends with `done` before uvicorn would cut it.
+            "--timeout-graceful-shutdown", str(int(float(self.env.get("WEB_DRAIN_SECONDS") or 5) + 7)),
             *(["--log-level", "warning"] if self.quiet_console else []),
         ])
 
     def worker_argv(self, queue: str) -> list[str]:
         return [
             sys.executable, "-m", "celery", "-A", "assistants_project", "worker",
-            *WORKER_QUEUES[queue], "-n", f"{queue}-{os.getpid()}@%h", "--loglevel", "INFO",
+            *WORKER_QUEUES[queue], "-n", f"{queue}-{os.getpid()}-{self.port}@%h", "--loglevel", "INFO",
             "--without-gossip", "--without-mingle",
         ]
 

@@ -263,7 +263,7 @@ def test_a_run_whose_worker_died_after_writing_the_answer_is_completed_not_answe
     assert run.status == "completed"
     Run.objects.filter(pk=run.id).update(status="in_progress", completed_at=None,
                                          expires_at=int(time.time()) + 600)
-    get_redis().delete(events.cancel_key(run.id))
+    get_redis().delete(events.cancel_key(run.id), events.stop_key(run.id))
 
     final = _finished(client, thread.id, run.id)
     assert final.status == "completed"

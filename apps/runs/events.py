@@ -27,7 +27,14 @@ def stream_key(run_id: str) -> str:
 
 
 def cancel_key(run_id: str) -> str:
+    """Set when the caller asked to cancel the run: its worker ends it `cancelled`."""
     return f"run:{run_id}:cancel"
+
+
+def stop_key(run_id: str) -> str:
+    """Set once the run has ended elsewhere (expired, failed by recovery, ended by an operator):
+    a worker still holding it stops and ends nothing, for there is nothing left to end."""
+    return f"run:{run_id}:stop"
 
 
 def owner_key(run_id: str) -> str:
@@ -78,13 +85,13 @@ def publish(run_id: str, event: str, data: dict | str, *, pipeline=None) -> None
         retrying(target.execute, "publish", idempotent=False)
 
 
-# XADD unless the run was told to stop or another attempt owns it, in one atomic step: once a
-# run has ended (its closing events and `done` follow the stop flag) a worker still streaming
-# it cannot append after them, and a worker recovery replaced never appends at all.
+# XADD unless the run was cancelled, told to stop, or another attempt owns it, in one atomic
+# step: once a run has ended (its closing events and `done` follow the stop flag) a worker
+# still streaming it cannot append after them, and a worker recovery replaced never appends.
 _PUBLISH_UNLESS_STOPPED = """
 local owner = redis.call('GET', KEYS[3])
 if owner and owner ~= ARGV[#ARGV] then return -1 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[2], KEYS[4]) > 0 then return 0 end
 for i = 1, #ARGV - 3, 2 do
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[#ARGV - 2], '*', 'event', ARGV[i], 'data', ARGV[i + 1])
 end
@@ -105,7 +112,8 @@ def publish_unless_stopped(run_id: str, events: list[tuple[str, dict | str]], at
     for event, data in events:
         args += [event, data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))]
     script = _publish_unless_stopped_script()
-    outcome = retrying(lambda: script(keys=[stream_key(run_id), cancel_key(run_id), owner_key(run_id)],
+    outcome = retrying(lambda: script(keys=[stream_key(run_id), cancel_key(run_id), owner_key(run_id),
+                                            stop_key(run_id)],
                                       args=[*args, STREAM_MAXLEN, STREAM_TTL_SECONDS, attempt]),
                        "publish", idempotent=False)
     if outcome == -1:
@@ -135,8 +143,9 @@ def request_cancel(run_id: str) -> None:
 
 def request_stop(run_id: str) -> None:
     """The run has ended (expired by the sweeper, failed by recovery, …): a worker still holding
-    it stops at its next check, exactly as on a cancel, and publishes nothing more."""
-    request_cancel(run_id)
+    it stops at its next check, as on a cancel, and publishes nothing more. Not a cancel: the
+    worker must not take it for the caller's request and end the run a second way."""
+    get_redis().set(stop_key(run_id), "1", ex=STREAM_TTL_SECONDS)
 
 
 def cancel_requested(run_id: str) -> bool:
@@ -144,10 +153,13 @@ def cancel_requested(run_id: str) -> bool:
 
 
 def stop_signals(run_id: str, attempt: int) -> tuple[bool, bool]:
-    """(told to stop, superseded by another attempt) for the worker holding `attempt`."""
-    cancel, owner = retrying(lambda: get_redis().mget([cancel_key(run_id), owner_key(run_id)]),
-                             "stop check")
-    return cancel is not None, owner is not None and owner.decode() != str(attempt)
+    """(told to stop, by a cancel or by the run's end elsewhere; superseded by another attempt)
+    for the worker holding `attempt`."""
+    cancel, stop, owner = retrying(
+        lambda: get_redis().mget([cancel_key(run_id), stop_key(run_id), owner_key(run_id)]),
+        "stop check")
+    told = cancel is not None or stop is not None
+    return told, owner is not None and owner.decode() != str(attempt)
 
 
 def claim(run_id: str, attempt: int) -> None:

@@ -8,7 +8,8 @@ longer than OUTAGE_SECONDS ends the stream, and then with `error` and `done`, ne
 
 The relay holds no database connection (apps/core/streams.py); while the stream is quiet it
 reads the run's status now and then, so a run that ended while its closing events were lost
-ends its stream within seconds rather than at the run's expiry."""
+ends its stream within seconds rather than at the run's expiry. When the web process shuts
+down (apps/core/shutdown.py), a stream still open WEB_DRAIN_SECONDS later ends with `done`."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from apps.core.redis_client import block_ms, get_async_redis
+from apps.core.shutdown import drain_deadline
 from apps.core.streams import streaming_response
 from apps.runs.events import DONE, stream_key
 from apps.runs.models import TERMINAL_STATUSES, Run
@@ -46,6 +48,10 @@ ENDED_GRACE_SECONDS = 2.0
 STREAM_END_STATUSES = (*TERMINAL_STATUSES, "requires_action")
 STREAM_END_EVENTS = {f"thread.run.{status}" for status in STREAM_END_STATUSES}
 DONE_FRAME = b"event: done\ndata: [DONE]\n\n"
+# The web process shuts down and the run goes on: the stream ends cleanly, as it does while a
+# run waits on the caller, and the client follows the run through another web process.
+DRAINED_FRAMES = (b": this server is shutting down; the run goes on: retrieve it to follow it\n\n"
+                  + DONE_FRAME)
 
 OUTAGE_MESSAGE = ("The run's event stream is unavailable. The run goes on: retrieve it to "
                   "follow its progress.")
@@ -123,6 +129,10 @@ async def _relay(run_id: str, start_id: str) -> AsyncIterator[bytes]:
         if now > deadline:
             yield _error_frames(UNEXPECTED_MESSAGE)
             return
+        drain_at = drain_deadline()
+        if drain_at is not None and now >= drain_at:
+            yield DRAINED_FRAMES
+            return
         if now >= next_keepalive:
             yield KEEP_ALIVE
             next_keepalive = now + keepalive
@@ -133,7 +143,8 @@ async def _relay(run_id: str, start_id: str) -> AsyncIterator[bytes]:
             ended, ended_status = await _run_has_ended(run_id)
             next_check = time.monotonic() + ENDED_CHECK_SECONDS
             ended_since = time.monotonic() if ended else None
-        wake = min(next_keepalive, next_check if ended_since is None else ended_since + ENDED_GRACE_SECONDS)
+        wake = min(next_keepalive, next_check if ended_since is None else ended_since + ENDED_GRACE_SECONDS,
+                   drain_at if drain_at is not None else next_keepalive)
         try:
             # Blocks of at most the client's limit: the socket must outlast every block.
             reply = await get_async_redis().xread({key: position}, count=READ_BATCH,

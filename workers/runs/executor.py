@@ -15,6 +15,7 @@ from django.db.models import F, Q
 
 from apps.runs import events, state
 from apps.runs.models import Run
+from workers.runs import handback
 from workers.runs.call_record import record_model_call
 from workers.runs.context import PromptTooLarge, build_context, context_window
 from workers.runs.model_calls import Completion, Stopped, StreamCallbacks, UpstreamError, stream_completion
@@ -85,8 +86,11 @@ class Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
         self._stop.set()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 def finish_cancelled(run_id: str, attempt: int | None = None) -> None:
@@ -112,11 +116,13 @@ class RunExecution:
 
     # -- control ------------------------------------------------------------------------
     def should_stop(self) -> bool:
-        return self.heartbeat.superseded or state.must_stop(self.run)
+        return self.heartbeat.superseded or handback.hand_back_due() or state.must_stop(self.run)
 
     def _stop_now(self) -> None:
         if self.heartbeat.superseded or state.superseded(self.run):
             raise events.Superseded(f"{self.run.pk}: attempt {self.attempt} was replaced")
+        if handback.draining() and not state.must_stop(self.run) and self._hand_back():
+            return  # must_stop: a cancel, an end elsewhere or the expiry come first
         if events.cancel_requested(self.run.pk):
             state.transition(self.run.pk, "cancelling", where=Q(attempts=self.attempt))
             finish_cancelled(self.run.pk, self.attempt)
@@ -124,11 +130,17 @@ class RunExecution:
             state.expire(self.run.pk, attempt=self.attempt)
         state.close_leftovers(self.run.pk)
 
+    def _hand_back(self) -> bool:
+        """This worker shuts down: the run goes back to the queue for another (handback.py)."""
+        self.heartbeat.stop()
+        return handback.requeue(self.run.pk, self.attempt, event="handed_back", resumed=False) is not None
+
     # -- the loop -----------------------------------------------------------------------
     def execute(self) -> None:
         with self.heartbeat:
             for _ in range(MAX_MODEL_CALLS):
-                if self.should_stop():
+                # A draining worker starts no model call: between turns nothing is lost.
+                if handback.draining() or self.should_stop():
                     self._stop_now()
                     return
                 if not self.turn():

@@ -8,13 +8,12 @@ import time
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 
 from apps.runs import events
-from apps.runs.models import ACTIVE_STATUSES, Run, RunStep
-from apps.runs.serializers import render_run
-from apps.threads.models import Message
+from apps.runs.models import ACTIVE_STATUSES, Run
+from workers.runs import handback
+from workers.runs.handback import requeue
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +27,9 @@ def execute_run(run_id: str) -> None:
     from workers.runs import hosted  # noqa: F401 (registers hosted tools)
     from workers.runs.executor import execute_run as execute
 
+    if handback.draining():
+        handback.pass_on(run_id)  # this worker is shutting down: another one takes it
+        return
     execute(run_id)
 
 
@@ -42,36 +44,9 @@ def expire_runs() -> int:
     return len(due)
 
 
-def _discard_partial_output(run: Run) -> None:
-    """A resumed run starts its interrupted turn again: what that turn half-wrote goes, so no
-    duplicate assistant message appears. Its worker is fenced off first, so nothing it still
-    writes can appear after this."""
-    partial_steps = RunStep.objects.filter(run=run, status="in_progress")
-    message_ids = [
-        step.step_details["message_creation"]["message_id"]
-        for step in partial_steps if step.type == "message_creation"
-    ]
-    Message.objects.filter(pk__in=message_ids, status="in_progress").delete()
-    partial_steps.delete()
-
-
 def _resume(run: Run) -> bool:
     """Take the run from its dead (or unreachable) worker and queue it again."""
-    from apps.runs import state
-    from apps.runs.services import enqueue_run
-
-    # The old executor is told first: from now on its deltas, beats and row writes are refused.
-    events.revoke(run.pk, run.attempts)
-    with transaction.atomic():
-        requeued = state.transition(run.pk, "queued", publish=False, where=Q(attempts=run.attempts),
-                                    resumes=F("resumes") + 1)
-        if requeued is None:
-            return False
-        _discard_partial_output(run)
-    state.log_recovery(run.pk, "orphan_requeued", run.attempts, resumes=requeued.resumes)
-    events.publish(run.pk, "thread.run.queued", render_run(requeued))
-    enqueue_run(run.pk)
-    return True
+    return requeue(run.pk, run.attempts, event="orphan_requeued", resumed=True) is not None
 
 
 def _tag(run: Run) -> str:
