@@ -149,6 +149,23 @@ def test_web_probes_health_and_readiness_and_workers_ping_their_own_consumer(ren
     assert grace["worker-ingest"] >= 300 and grace["worker-runs"] >= 60 and grace["web"] >= 45
 
 
+def test_grace_periods_cover_the_drains_of_a_rollout(rendered):
+    """A pod is killed terminationGracePeriodSeconds after SIGTERM (preStop included): web's
+    streams must end with `done` before uvicorn cuts them, and a runs worker must have handed
+    its runs back (after its drain and a hosted tool call under way) before it is killed."""
+    docs = objects(rendered["production"])
+    config = next(d for d in docs if d["metadata"]["name"] == "assistants-config")["data"]
+    pods = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in workloads(docs)}
+    web = pods["web"]["containers"][0]
+    pre_stop = int(web["lifecycle"]["preStop"]["exec"]["command"][-1])
+    uvicorn = int(web["command"][web["command"].index("--timeout-graceful-shutdown") + 1])
+    # One Redis block (at most 5 s) may pass before a relay sees the drain is over.
+    assert float(config["WEB_DRAIN_SECONDS"]) + 5 < uvicorn
+    assert pre_stop + uvicorn < pods["web"]["terminationGracePeriodSeconds"]
+    runs_drain = float(config["RUN_DRAIN_SECONDS"]) + float(config["SANDBOX_EXEC_TIMEOUT"])
+    assert runs_drain + 30 <= pods["worker-runs"]["terminationGracePeriodSeconds"]
+
+
 def test_beat_is_a_singleton_that_is_replaced_not_rolled(rendered):
     beat = next(d for d in objects(rendered["production"]) if d["metadata"]["name"] == "beat")
     assert beat["spec"]["replicas"] == 1

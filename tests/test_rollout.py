@@ -172,6 +172,12 @@ def test_runs_spread_over_both_workers_and_a_sigtermed_worker_hands_its_runs_bac
     log = cluster.log("runs-1", "worker-runs")
     handed_back = {run_id for run_id in slow_ids if f"recovery run={run_id} event=handed_back " in log}
     assert handed_back, "runs-1 held none of the streaming runs"
+    for record in results:
+        # A handed-back run's stream says so (`thread.run.queued` after it had started) and goes
+        # on within seconds; the others' streams were never interrupted.
+        gap = record.content_gap()
+        assert (gap is not None) == (record.run_id in handed_back), record.names()
+        assert gap is None or gap < 5.0, gap
     # Handed back at once: the worker was gone long before any orphan timeout (120 s).
     assert exited_after < 20, exited_after
     # Nothing the sweeper did: no run was ever taken for an orphan.

@@ -30,6 +30,7 @@ class SingletonScheduler(PersistentScheduler):
         self._lock = get_redis().lock(LOCK_KEY, timeout=settings.BEAT_LOCK_SECONDS, thread_local=False)
         self._holding = False
         self._told_standby = False
+        self._closed = False
         super().__init__(*args, **kwargs)
 
     def _renew_interval(self) -> float:
@@ -38,6 +39,10 @@ class SingletonScheduler(PersistentScheduler):
 
     def _hold(self) -> bool:
         """Whether this beat holds the lock now (renewed), taking it when it is free."""
+        if self._closed:
+            # Celery closes the scheduler from its SIGTERM handler, which may interrupt a tick
+            # that then goes on: a closing beat never takes the lock again.
+            return False
         try:
             if self._holding:
                 self._lock.reacquire()
@@ -67,6 +72,7 @@ class SingletonScheduler(PersistentScheduler):
         return min(super().tick(*args, **kwargs), self._renew_interval())
 
     def close(self) -> None:
+        self._closed = True
         super().close()
         if self._holding:
             self._holding = False

@@ -74,7 +74,8 @@ class Cluster:
             stack.start_worker(what)
 
     def wait_until_ready(self, timeout: float = 120.0) -> None:
-        """Every web answers, and every worker consumes (its log says `ready.` since it started)."""
+        """Every web answers, and every worker consumes (its log says `ready.` since it started;
+        so workers log at INFO)."""
         deadline = time.monotonic() + timeout
         for stack in self.pods.values():
             if "web" in stack.children:
@@ -159,13 +160,25 @@ class StreamedRun:
         return next((name for _, name, _ in reversed(self.events) if name.startswith("thread.run.")
                      and not name.startswith("thread.run.step.")), "")
 
-    def longest_gap(self, after: str = "thread.message.delta") -> float:
-        """The longest silence between two events, from the first `after` event to the end."""
-        times = [at for at, _, _ in self.events]
-        start = next((i for i, (_, name, _) in enumerate(self.events) if name == after), None)
-        if start is None or len(times) - start < 2:
-            return 0.0
-        return max(later - earlier for earlier, later in zip(times[start:], times[start + 1:], strict=False))
+    def requeued_at(self) -> int | None:
+        """Index of the `thread.run.queued` that took the run back after it had started."""
+        started = False
+        for index, (_, name, _) in enumerate(self.events):
+            if name == "thread.run.in_progress":
+                started = True
+            elif name == "thread.run.queued" and started:
+                return index
+        return None
+
+    def content_gap(self) -> float | None:
+        """For a run taken back after it started: the last text delta before that → the first
+        text delta after it (the stall a reader of the stream sees)."""
+        requeued = self.requeued_at()
+        if requeued is None:
+            return None
+        before = [at for at, name, _ in self.events[:requeued] if name == "thread.message.delta"]
+        after = [at for at, name, _ in self.events[requeued:] if name == "thread.message.delta"]
+        return after[0] - before[-1] if before and after else None
 
 
 def stream_new_run(http, base_url: str, assistant_id: str, content: str,
