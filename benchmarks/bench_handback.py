@@ -50,6 +50,16 @@ def _orphans(cluster) -> set[str]:
     return set(re.findall(r"recovery run=(\S+) event=orphan_requeued", cluster.log("beat", "beat")))
 
 
+def warm_up(cluster, assistant_id: str) -> None:
+    """Instant runs through both workers: a worker's first runs after a start pay for imports
+    and the tokenizer (seconds on a loaded machine), which would skew the next round."""
+    sdk = openai.OpenAI(base_url=cluster.web_url("web"), api_key=cluster.api_key)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: sdk.beta.threads.create_and_run_poll(
+            assistant_id=assistant_id, thread={"messages": [{"role": "user", "content": f"warm {i}"}]},
+            poll_interval_ms=100), range(16)))
+
+
 def one_round(cluster, assistant_id: str, victim: str) -> dict:
     streaming = threading.Semaphore(0)
 
@@ -59,6 +69,7 @@ def one_round(cluster, assistant_id: str, victim: str) -> dict:
 
     http = httpx2.Client(headers={"Authorization": f"Bearer {cluster.api_key}",
                                   "OpenAI-Beta": "assistants=v2"}, limits=httpx2.Limits(max_connections=RUNS))
+    began = time.monotonic()
     with ThreadPoolExecutor(RUNS) as pool:
         futures = [pool.submit(stream_new_run, http, cluster.web_url("web"), assistant_id,
                                f"round answer {i}", note) for i in range(RUNS)]
@@ -67,6 +78,7 @@ def one_round(cluster, assistant_id: str, victim: str) -> dict:
                 raise RuntimeError("the runs did not all start streaming")
         # Runs the beat's orphan recovery had to take back are not hand-backs: named, not timed.
         orphans_before = _orphans(cluster)
+        print(f"  all {RUNS} streaming after {time.monotonic() - began:.1f} s; SIGTERM {victim}", flush=True)
         worker = cluster.pods[victim].children.pop("worker-runs")
         signalled = time.monotonic()
         os.killpg(worker.pid, signal.SIGTERM)
@@ -82,6 +94,7 @@ def one_round(cluster, assistant_id: str, victim: str) -> dict:
     handed = [r for r in records if r.content_gap() is not None and r.run_id not in orphaned]
     handback = [r.events[r.requeued_at()][0] - signalled for r in handed]
     cluster.restart(victim, "runs")
+    warm_up(cluster, assistant_id)
     return {"held": len(handed), "orphaned": len(orphaned), "exit": exited, "handback": handback,
             "gaps": [r.content_gap() for r in handed], "silences": [silence(r) for r in handed]}
 
@@ -93,8 +106,8 @@ def figures(label: str, values: list[float]) -> str:
 
 def main() -> None:
     upstream = FakeUpstream()
-    upstream.set_responder(lambda body: Reply(text=" ".join(f"w{i}" for i in range(WORDS)),
-                                              per_chunk_delay=0.05))
+    upstream.set_responder(lambda body: None if "warm" in str(body["messages"]) else Reply(
+        text=" ".join(f"w{i}" for i in range(WORDS)), per_chunk_delay=0.05))
     upstream.start()
     server_url = embedded.start_postgres(DATA / "postgres-host")
     cluster = start_cluster(DATA / "pods", server_url, "bench_handback",
@@ -107,6 +120,7 @@ def main() -> None:
     try:
         sdk = openai.OpenAI(base_url=cluster.web_url("web"), api_key=cluster.api_key)
         assistant_id = sdk.beta.assistants.create(model="gpt-4o").id
+        warm_up(cluster, assistant_id)
         rounds = []
         for index in range(ROUNDS):
             result = one_round(cluster, assistant_id, ("runs-1", "runs-2")[index % 2])
