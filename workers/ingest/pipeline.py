@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.postgres.search import SearchVector
 from django.db import transaction
@@ -40,6 +41,10 @@ def _finish(entry_id: int, status: str, **fields) -> bool:
 def ingest(entry_id: int) -> None:
     try:
         _ingest(entry_id)
+    except SoftTimeLimitExceeded:
+        _finish(entry_id, "failed", last_error={
+            "code": "server_error", "message": "Processing the file did not finish in time."})
+        raise
     except Exception:
         # A bug (or a row this code cannot handle) must not leave the file `in_progress` until
         # the stall deadline: fail it now, then let the error be logged as what it is.
