@@ -263,10 +263,3 @@ def response_schema_for(method: str, path: str) -> str | None:
         return None
     return _schema_name(operation.get("responses", {}).get("200", {}).get("content"),
                         "application/json")
-
-
-def request_schema_for(method: str, path: str) -> str | None:
-    operation = _operation(method, path)
-    if operation is None:
-        return None
-    return _schema_name((operation.get("requestBody") or {}).get("content"), "application/json")
