@@ -68,7 +68,7 @@ def one_round(cluster, assistant_id: str, victim: str) -> dict:
             streaming.release()
 
     http = httpx2.Client(headers={"Authorization": f"Bearer {cluster.api_key}",
-                                  "OpenAI-Beta": "assistants=v2"}, limits=httpx2.Limits(max_connections=RUNS))
+                                  "OpenAI-Beta": "assistants=v2"}, limits=httpx2.Limits(max_connections=RUNS, max_keepalive_connections=0))
     began = time.monotonic()
     with ThreadPoolExecutor(RUNS) as pool:
         futures = [pool.submit(stream_new_run, http, cluster.web_url("web"), assistant_id,

@@ -103,8 +103,11 @@ def _stream_many(cluster: Cluster, assistant_id: str, contents: list[str], worke
 
     def one(index: int) -> StreamedRun:
         if not hasattr(local, "http"):
+            # A connection per stream: reusing a kept-alive one races the server closing it
+            # when a loaded machine leaves it idle for uvicorn's keep-alive timeout.
             local.http = httpx2.Client(headers={"Authorization": f"Bearer {cluster.api_key}",
-                                                "OpenAI-Beta": "assistants=v2"})
+                                                "OpenAI-Beta": "assistants=v2"},
+                                       limits=httpx2.Limits(max_keepalive_connections=0))
         base_url = cluster.web_url(WEBS[index % len(WEBS)])
         return stream_new_run(local.http, base_url, assistant_id, contents[index], on_event)
 
@@ -317,3 +320,37 @@ def test_two_beats_never_both_schedule_maintenance(cluster):
     # The lock was last renewed at most a third of its lifetime before the kill.
     assert resumed - killed > BEAT_LOCK_SECONDS / 2, (resumed - killed)
     assert resumed > last_second
+
+
+def test_a_run_ended_elsewhere_tells_its_worker_to_stop_and_a_cancel_stays_a_cancel(
+        client, fake_upstream, orm):
+    """Stop and cancel are two facts in Redis: an operator's expiry stops the worker without
+    looking like the caller's cancel, and a cancel is recorded as one."""
+    from apps.core.redis_client import get_redis
+    from apps.runs import events, services
+    from apps.runs.models import Run
+
+    fake_upstream.reset()
+    fake_upstream.set_responder(lambda request: Reply(text=" ".join(f"w{i}" for i in range(80)),
+                                                      per_chunk_delay=0.1))
+    try:
+        bot = client.beta.assistants.create(model="gpt-4o")
+        runs = []
+        for _ in range(2):
+            thread = client.beta.threads.create(messages=[{"role": "user", "content": "go on"}])
+            runs.append(client.beta.threads.runs.create(thread_id=thread.id, assistant_id=bot.id))
+        for run in runs:
+            _wait_for(lambda run=run: client.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id)
+                      .status == "in_progress", 30, "the run to start")
+        expired, cancelled = runs
+        row = Run.objects.get(pk=expired.id)
+        services.expire_run(row.project, expired.thread_id, expired.id)
+        client.beta.threads.runs.cancel(cancelled.id, thread_id=cancelled.thread_id)
+        store = get_redis()
+        assert store.exists(events.stop_key(expired.id)) and not store.exists(events.cancel_key(expired.id))
+        assert store.exists(events.cancel_key(cancelled.id))
+        for run, status in ((expired, "expired"), (cancelled, "cancelled")):
+            _wait_for(lambda run=run, status=status: client.beta.threads.runs.retrieve(
+                run.id, thread_id=run.thread_id).status == status, 30, f"the run to be {status}")
+    finally:
+        fake_upstream.reset()
