@@ -144,7 +144,7 @@ def test_a_run_task_past_its_soft_limit_fails_its_run_on_the_thread_pool_worker(
         # The same run, queued again and sent with a 1 s soft limit against a 60 s stream.
         Run.objects.filter(pk=first.id).update(status="queued", completed_at=None, started_at=None,
                                                expires_at=int(time.time()) + 600)
-        get_redis().delete(events.cancel_key(first.id))  # the ended run's stop flag
+        get_redis().delete(events.stop_key(first.id))  # the ended run's stop flag
         fake_upstream.enqueue(Reply(text=" ".join(["word"] * 300), per_chunk_delay=0.2))
         began = time.monotonic()
         app.send_task("workers.runs.tasks.execute_run", args=[first.id], queue="runs",
