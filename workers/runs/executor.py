@@ -17,7 +17,7 @@ from apps.runs import events, state
 from apps.runs.models import Run
 from workers.runs.call_record import record_model_call
 from workers.runs.context import PromptTooLarge, build_context, context_window
-from workers.runs.hosted import registered, run_tools, tool_for_call
+from workers.runs.hosted import run_tools, tool_for_call
 from workers.runs.model_calls import Completion, Stopped, StreamCallbacks, UpstreamError, stream_completion
 from workers.runs.tools import extra_instructions, upstream_tool_choice, upstream_tools
 from workers.runs.writer import TurnWriter, check_fence
@@ -297,7 +297,7 @@ class RunExecution:
     def _finalize_text(self, writer: TurnWriter) -> tuple[list[dict], list[dict]]:
         annotations: list[dict] = []
         extra_parts: list[dict] = []
-        for tool in registered().values():
+        for tool in run_tools(self.run):
             found_annotations, found_parts = tool.finalize_text(self.run, writer.text)
             annotations += found_annotations
             extra_parts += found_parts

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -61,13 +62,14 @@ class CallStream:
         """What streamed so far, into the call's record (when the step is saved)."""
 
 
-class HostedTool:
+class HostedTool(ABC):
     """One hosted tool. Subclasses set the class attributes and override what they need."""
 
     kind: str                   # the tool's `type` in the API ("file_search")
     function_name: str          # the function the model calls for it ("python")
     description: str            # what the model is told the function does
     parameters: dict            # the function's JSON Schema
+    # Markers of the tool's in any run's answer (held back while they stream, then annotated).
     annotator: Annotator | None = None
 
     def upstream_function(self) -> dict:
@@ -86,8 +88,10 @@ class HostedTool:
         """Before a run with the tool first calls the model: why it cannot proceed, or None."""
         return None
 
+    @abstractmethod
     def execute(self, run: Run, call_id: str, arguments: str) -> HostedResult:
-        raise NotImplementedError
+        """Carries out one call (`arguments` as the model wrote them); its record replaces the
+        streamed one and `model_output` goes back to the model."""
 
     def initial_record(self, call_id: str) -> dict:
         """The call's record in the step while the model is still writing it."""
@@ -101,7 +105,7 @@ class HostedTool:
         return None
 
     def finalize_text(self, run: Run, text: str) -> tuple[list[dict], list[dict]]:
-        """The run's answer text, done: (annotations found only now, extra content parts)."""
+        """A message of a run with the tool, done: (annotations found only now, extra parts)."""
         return [], []
 
 
@@ -115,6 +119,8 @@ def _load(path: str, *, optional: bool) -> HostedTool | None:
             logger.info("hosted tool module %s not present", module)
             return None
         raise
+    if not (isinstance(tool_class, type) and issubclass(tool_class, HostedTool)):
+        raise ImproperlyConfigured(f"{path} is not a HostedTool")
     return tool_class()
 
 

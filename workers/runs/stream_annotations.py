@@ -13,15 +13,16 @@ import regex  # installed with tiktoken; unlike `re` it tells a cut-off match fr
 from apps.runs.models import Run
 from workers.runs.hosted import Annotator, registered
 
-
-def _annotators() -> list[Annotator]:
-    # Every tool's markers, whatever the run's tools: text that looks like one is held back
-    # until it is clearly whole or none.
-    return [tool.annotator for tool in registered().values() if tool.annotator is not None]
-
 # No marker is longer than this (a citation's file name is at most 255 characters, a sandbox
 # path about as long): an opener followed by more text than this without a marker is plain text.
 HOLD_LIMIT = 600
+
+
+@cache
+def _annotators() -> tuple[Annotator, ...]:
+    # Every tool's markers, whatever the run's tools: text that looks like one is held back
+    # until it is clearly whole or none, as for any run.
+    return tuple(tool.annotator for tool in registered().values() if tool.annotator is not None)
 
 
 class StreamAnnotations:
