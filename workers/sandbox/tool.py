@@ -179,8 +179,9 @@ class CodeInterpreter(HostedTool):
         # OpenAI's models know this convention; others must be told, or no file_path appears.
         from apps.files.models import File
 
-        names = sorted({posixpath.basename(name) for name in File.objects.filter(
-            project_id=run.project_id, pk__in=input_files(run)).values_list("filename", flat=True)})
+        # Named as the sandbox places them (workers/sandbox/tasks._sync_inputs).
+        names = sorted({posixpath.basename(name) or pk for name, pk in File.objects.filter(
+            project_id=run.project_id, pk__in=input_files(run)).values_list("filename", "pk")})
         listed = ("The user's files: " + ", ".join(f"/mnt/data/{name}" for name in names) + ". "
                   if names else "")
         return ("The python tool's files are in /mnt/data: a file the user gave is at "
