@@ -13,9 +13,8 @@ from apps.core import metrics
 from apps.runs import events
 from apps.runs.models import ModelCall, Run
 from apps.threads.models import Message
-from workers.runs.context import Context
+from workers.runs.context import MESSAGE_OVERHEAD_TOKENS, Context
 from workers.runs.model_calls import Completion, StreamCallbacks
-from workers.tokenization import MESSAGE_OVERHEAD_TOKENS
 
 CONTENT_LIMIT = 20_000
 SETTING_KEYS = ("temperature", "top_p", "tool_choice", "parallel_tool_calls", "response_format",

@@ -16,7 +16,6 @@ from apps.runs.models import Run, RunStep
 from apps.threads.images import sniff_image_type
 from apps.threads.models import Message
 from workers.runs.hosted import tool_of_kind
-from workers.tokenization import MESSAGE_OVERHEAD_TOKENS
 
 IMAGE_TOKENS = 85
 DEFAULT_CONTEXT_WINDOW = 128_000
@@ -31,6 +30,7 @@ CONTEXT_WINDOWS = {
     "o3": 200_000,
     "o4": 200_000,
 }
+MESSAGE_OVERHEAD_TOKENS = 3
 
 
 class PromptTooLarge(Exception):

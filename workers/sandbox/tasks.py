@@ -20,7 +20,7 @@ def reply_key(call_id: str) -> str:
     return f"sandbox:reply:{call_id}"
 
 
-def input_files(run) -> list[str]:
+def _input_files(run) -> list[str]:
     from apps.threads.models import Message
 
     file_ids = list(((run.tool_resources or {}).get("code_interpreter") or {}).get("file_ids") or [])
@@ -39,7 +39,7 @@ def _sync_inputs(manager, run) -> None:
     container_id = manager.container_id(run.thread_id, project=run.project_id)
     placed_key = f"sandbox:placed:{container_id}"
     redis = get_redis()
-    for file in File.objects.filter(project_id=run.project_id, pk__in=input_files(run)):
+    for file in File.objects.filter(project_id=run.project_id, pk__in=_input_files(run)):
         if redis.sismember(placed_key, file.pk):
             continue
         with file.content.open("rb") as handle:

@@ -17,7 +17,7 @@ from apps.runs import state
 from apps.runs.models import Run, RunStep
 from workers.runs.hosted import Annotator, CallStream, HostedResult, HostedTool
 from workers.runs.partial_json import StreamedStringField, string_field
-from workers.sandbox.tasks import input_files, reply_key
+from workers.sandbox.tasks import _input_files, reply_key
 
 SANDBOX_LINK = re.compile(r"sandbox:(/mnt/data/[^\s)\]\"'>]+)")
 
@@ -181,7 +181,7 @@ class CodeInterpreter(HostedTool):
 
         # Named as the sandbox places them (workers/sandbox/tasks._sync_inputs).
         names = sorted({posixpath.basename(name) or pk for name, pk in File.objects.filter(
-            project_id=run.project_id, pk__in=input_files(run)).values_list("filename", "pk")})
+            project_id=run.project_id, pk__in=_input_files(run)).values_list("filename", "pk")})
         listed = ("The user's files: " + ", ".join(f"/mnt/data/{name}" for name in names) + ". "
                   if names else "")
         return ("The python tool's files are in /mnt/data: a file the user gave is at "
