@@ -146,9 +146,9 @@ def tool_of_kind(kind: str) -> HostedTool | None:
 
 
 def run_tools(run: Run) -> list[HostedTool]:
-    """The hosted tools the run has, in the order of its tools."""
-    found = (tool_of_kind(t["type"]) for t in run.tools if t["type"] != "function")
-    return [tool for tool in found if tool is not None]
+    """The hosted tools the run has, in the order of its tools, each once."""
+    kinds = dict.fromkeys(t["type"] for t in run.tools if t["type"] != "function")
+    return [tool for tool in map(tool_of_kind, kinds) if tool is not None]
 
 
 def tool_for_call(run: Run, function_name: str) -> HostedTool | None:
