@@ -10,11 +10,12 @@ import time
 
 import redis
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import IntegrityError, InterfaceError, OperationalError
 from django.db.models import F, Q
 
 from apps.runs import events, state
 from apps.runs.models import Run
+from apps.runs.sql import Batch
 from workers.runs.call_record import record_model_call
 from workers.runs.context import PromptTooLarge, build_context, context_window
 from workers.runs.model_calls import Completion, Stopped, StreamCallbacks, UpstreamError, stream_completion
@@ -109,6 +110,7 @@ class RunExecution:
         self.run = run
         self.attempt = run.attempts
         self.heartbeat = Heartbeat(run.pk, run.attempts)
+        self.turns = 0
 
     # -- control ------------------------------------------------------------------------
     def should_stop(self) -> bool:
@@ -187,7 +189,10 @@ class RunExecution:
         try:
             if fixed > budget:
                 raise PromptTooLarge()
-            context = build_context(run, budget, fixed)
+            # Steps exist only once an attempt ran a turn: the first attempt's first has none.
+            context = build_context(run, budget, fixed,
+                                    may_have_steps=self.attempt > 1 or self.turns > 0)
+            self.turns += 1
         except PromptTooLarge:
             if remaining_prompt is not None:
                 self._incomplete("max_prompt_tokens")
@@ -215,20 +220,32 @@ class RunExecution:
         call = record_model_call(run, request, context, budget)  # what the model is sent (admin)
         try:
             completion = stream_completion(request, run.model, call.watch(callbacks),
-                                           project_id=run.project_id)
+                                           project_id=run.project_id,
+                                           token_limit=getattr(run, "token_limit", None))
         except Stopped:
+            call.keep()
             writer.save_progress()
             self._stop_now()
             return False
         except UpstreamError as error:
+            call.keep()
             writer.save_progress()
             logger.warning("run %s failed upstream: %s", run.pk, error.message)
             fail(run.pk, error.code, error.message, self.attempt)
             return False
-        call.finish(completion)
-        return self._after_completion(writer, completion, context.estimated_tokens)
+        # The turn's closing writes (the call's record, token counts, usage, the message and
+        # its step, the run's end) go to the database together.
+        batch = Batch()
+        call.finish(completion, batch)
+        context.store_token_counts(batch)
+        try:
+            return self._after_completion(writer, completion, context.estimated_tokens, batch)
+        except IntegrityError as gone:
+            # The run was deleted with its thread meanwhile: nothing is left to work for.
+            raise events.Superseded(f"{run.pk}: the run was deleted") from gone
 
-    def _usage(self, completion: Completion, estimated_prompt: int, writer: TurnWriter) -> tuple[int, int]:
+    def _usage(self, completion: Completion, estimated_prompt: int, writer: TurnWriter,
+               batch: Batch) -> tuple[int, int]:
         prompt = completion.prompt_tokens or estimated_prompt
         if self.run.max_prompt_tokens is not None and prompt > self.run.max_prompt_tokens - self.run.prompt_tokens:
             # The prompt was budgeted with our own (tiktoken) count; an upstream with another
@@ -241,19 +258,20 @@ class RunExecution:
 
             produced = count_tokens(writer.text + "".join(c.arguments for c in completion.tool_calls),
                                     self.run.model)
-        if not Run.objects.filter(pk=self.run.pk).filter(state.holds(self.attempt)).update(
-                prompt_tokens=F("prompt_tokens") + prompt,
-                completion_tokens=F("completion_tokens") + produced):
-            check_fence(self.run)
+        batch.update(Run.objects.filter(pk=self.run.pk).filter(state.holds(self.attempt)),
+                     then=lambda changed, _rows: changed or check_fence(self.run),
+                     prompt_tokens=F("prompt_tokens") + prompt,
+                     completion_tokens=F("completion_tokens") + produced)
         self.run.prompt_tokens += prompt
         self.run.completion_tokens += produced
         return prompt, produced
 
-    def _after_completion(self, writer: TurnWriter, completion: Completion, estimated: int) -> bool:
+    def _after_completion(self, writer: TurnWriter, completion: Completion, estimated: int,
+                          batch: Batch) -> bool:
         run = self.run
-        usage = self._usage(completion, estimated, writer)
+        usage = self._usage(completion, estimated, writer, batch)
         if completion.finish_reason == "length":
-            self._cut_off(writer, usage)
+            self._cut_off(writer, usage, batch)
             return False
         text_usage = (0, 0) if writer.tool_step is not None else usage
         if not completion.tool_calls:
@@ -263,13 +281,14 @@ class RunExecution:
             # Marked as the answer: a worker lost between this and the run's end leaves a run
             # that recovery completes, rather than answering twice.
             writer.message_step.tool_io = {**writer.message_step.tool_io, "final_answer": True}
-        self._close_message(writer, usage=text_usage)
+        self._close_message(writer, usage=text_usage, batch=batch)
         if not completion.tool_calls:
-            state.end_run(run.pk, "completed", attempt=self.attempt)
+            state.end_run(run.pk, "completed", attempt=self.attempt, batch=batch)
             return False
+        batch.send()
         return self._handle_tool_calls(writer, completion, usage)
 
-    def _cut_off(self, writer: TurnWriter, usage: tuple[int, int]) -> None:
+    def _cut_off(self, writer: TurnWriter, usage: tuple[int, int], batch: Batch) -> None:
         """The completion stopped at a length limit. Its text stays as an incomplete message;
         a tool call it was writing is never offered or run, since its arguments may end
         mid-JSON, and its step fails saying so. The run ends `incomplete` with reason
@@ -281,15 +300,15 @@ class RunExecution:
         if writer.tool_step is None:
             writer.open_message()
         self._close_message(writer, usage=(0, 0) if writer.tool_step is not None else usage,
-                            status="incomplete")
+                            status="incomplete", batch=batch)
         writer.finish_step(writer.tool_step, "failed", usage=usage, last_error={
             "code": "server_error",
             "message": "The model reached its token limit while writing this tool call, so the "
-                       "call was not made."})
-        self._incomplete("max_completion_tokens")
+                       "call was not made."}, batch=batch)
+        self._incomplete("max_completion_tokens", batch)
 
     def _close_message(self, writer: TurnWriter, usage: tuple[int, int] = (0, 0),
-                       status: str = "completed") -> None:
+                       status: str = "completed", batch: Batch | None = None) -> None:
         """The turn's message, annotated, and its step, closed once."""
         if writer.message is None or writer.message_closed:
             return
@@ -297,8 +316,9 @@ class RunExecution:
         annotations, extra_parts = self._finalize_text(writer)
         writer.publish_message_parts(annotations, extra_parts)
         writer.finish_message(status=status, annotations=annotations, extra_parts=extra_parts,
-                              incomplete_reason="max_tokens" if status == "incomplete" else None)
-        writer.finish_step(writer.message_step, "completed", usage=usage)
+                              incomplete_reason="max_tokens" if status == "incomplete" else None,
+                              batch=batch)
+        writer.finish_step(writer.message_step, "completed", usage=usage, batch=batch)
 
     def _finalize_text(self, writer: TurnWriter) -> tuple[list[dict], list[dict]]:
         from workers.runs.tools import TEXT_FINALIZERS
@@ -356,9 +376,9 @@ class RunExecution:
         writer.finish_step(step, "completed", usage=usage)
         return True
 
-    def _incomplete(self, reason: str) -> None:
+    def _incomplete(self, reason: str, batch: Batch | None = None) -> None:
         state.end_run(self.run.pk, "incomplete", message_reason="max_tokens",
-                      incomplete_details={"reason": reason}, attempt=self.attempt)
+                      incomplete_details={"reason": reason}, attempt=self.attempt, batch=batch)
 
 
 # The database or Redis going away mid-run is no fault of the run: it is left in progress, its
@@ -376,18 +396,17 @@ def _answered(run: Run) -> bool:
 
 
 def execute_run(run_id: str) -> None:
-    run = Run.objects.filter(pk=run_id).first()
-    if run is None:
-        return
-    if run.status == "cancelling":
-        finish_cancelled(run_id)
-        return
-    if run.status in ("queued", "requires_action") and state.is_overdue(run):
-        state.expire(run_id)
-        return
-    claimed = state.transition(run_id, "in_progress", attempts=F("attempts") + 1)
+    claimed = state.claim(run_id)
     if claimed is None:
-        return  # someone else has it, or it already ended
+        # Not claimable: only now is the row read, to see whether something is left to do.
+        run = Run.objects.filter(pk=run_id).first()
+        if run is None:
+            return
+        if run.status == "cancelling":
+            finish_cancelled(run_id)
+        elif run.status in ("queued", "requires_action") and state.is_overdue(run):
+            state.expire(run_id)
+        return  # else someone else has it, or it already ended
     attempt = claimed.attempts
     events.claim(run_id, attempt)
     if claimed.resumes:

@@ -196,13 +196,14 @@ def _classify(exc: BaseException, model: str = "") -> tuple[bool, UpstreamError]
 
 
 def stream_completion(request: dict, model: str, callbacks: StreamCallbacks,
-                      project_id: str | None = None) -> Completion:
+                      project_id: str | None = None, token_limit: int | None = None) -> Completion:
     """One completion, streamed into `callbacks`; retried while nothing has been emitted.
-    With `project_id`, the project's token quota is checked first and charged after."""
+    With `project_id`, the project's token quota (`token_limit` when already known) is checked
+    first and charged after."""
     problem = backend_problem(backend_for(model))
     if problem is not None:
         raise UpstreamError("server_error", problem)
-    quota = _check_token_quota(project_id, model)
+    quota = _check_token_quota(project_id, model, token_limit)
     result = _stream_with_retries(request, model, callbacks)
     if quota:
         from apps.core.quotas import record_tokens
@@ -211,13 +212,13 @@ def stream_completion(request: dict, model: str, callbacks: StreamCallbacks,
     return result
 
 
-def _check_token_quota(project_id: str | None, model: str) -> int:
+def _check_token_quota(project_id: str | None, model: str, limit: int | None) -> int:
     if project_id is None:
         return 0
     from apps.core.quotas import TokenQuotaExceeded, check_tokens
 
     try:
-        return check_tokens(project_id, model)
+        return check_tokens(project_id, model, limit)
     except TokenQuotaExceeded as exceeded:
         raise UpstreamError("rate_limit_exceeded", exceeded.message) from None
 
