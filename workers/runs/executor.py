@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 
 import redis
-from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError
 from django.db.models import F, Q
 
@@ -27,7 +24,8 @@ from workers.runs.tools import (
     upstream_tool_choice,
     upstream_tools,
 )
-from workers.runs.writer import TurnWriter, check_fence
+from workers.runs.watch import Watched, watch
+from workers.runs.writer import TurnWriter, check_fence, release_connection
 
 logger = logging.getLogger(__name__)
 
@@ -37,57 +35,27 @@ COMPLETION_RESERVE = 4096
 
 class Heartbeat:
     """Proves the run is alive while it waits on the model or a sandbox: a Redis key with a
-    short TTL, refreshed by a thread (no database connection held for it). Beat resumes runs
-    whose key has lapsed. A Redis error never ends the beating (it is retried at once, then
-    quickly, and logged); a beat refused because another attempt owns the run marks the
-    execution superseded, and the worker stops at its next check."""
-
-    RETRY_SECONDS = 0.25
+    short TTL, refreshed by the process's run watch (workers/runs/watch.py; no thread or
+    database connection of the run's own). Beat resumes runs whose key has lapsed. A beat
+    refused because another attempt owns the run marks the execution superseded, and the
+    worker stops at its next check."""
 
     def __init__(self, run_id: str, attempt: int) -> None:
         self.run_id = run_id
         self.attempt = attempt
-        self.superseded = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
+        self.watched: Watched | None = None
 
-    def beat(self) -> bool:
-        """One beat; False when Redis could not be reached."""
-        try:
-            owned = events.heartbeat(self.run_id, self.attempt, ttl=settings.RUN_ORPHAN_AFTER_SECONDS)
-        except Exception as error:  # noqa: BLE001 (any failure to beat is retried, never fatal)
-            logger.warning("heartbeat failed for run %s (attempt %s), retrying: %s",
-                           self.run_id, self.attempt, error)
-            return False
-        if not owned and not self.superseded:
-            self.superseded = True
-            state.log_recovery(self.run_id, "heartbeat_refused_superseded", self.attempt)
-        return True
-
-    def _beat(self) -> None:
-        # Four beats per orphan timeout: one missed beat never looks like a dead worker.
-        interval = settings.RUN_ORPHAN_AFTER_SECONDS / 4
-        failing_since: float | None = None
-        while True:
-            if self.beat():
-                if failing_since is not None:
-                    state.log_recovery(self.run_id, "heartbeat_restored", self.attempt,
-                                       after_seconds=round(time.monotonic() - failing_since, 2))
-                    failing_since = None
-                wait = interval
-            else:
-                failing_since = failing_since or time.monotonic()
-                wait = min(self.RETRY_SECONDS, interval)
-            if self._stop.wait(wait):
-                return
+    @property
+    def superseded(self) -> bool:
+        return self.watched is not None and self.watched.superseded
 
     def __enter__(self) -> Heartbeat:
-        self.beat()
-        self._thread.start()
+        self.watched = watch().add(self.run_id, self.attempt)
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
+        if self.watched is not None:
+            watch().remove(self.watched)
 
 
 def finish_cancelled(run_id: str, attempt: int | None = None) -> None:
@@ -114,7 +82,11 @@ class RunExecution:
 
     # -- control ------------------------------------------------------------------------
     def should_stop(self) -> bool:
-        return self.heartbeat.superseded or state.must_stop(self.run)
+        watched = self.heartbeat.watched
+        if watched is None or not watched.signals_read:
+            return self.heartbeat.superseded or state.must_stop(self.run)
+        # The watch read the signals moments ago: no Redis round trip of this run's own.
+        return watched.superseded or watched.told or state.is_overdue(self.run)
 
     def _stop_now(self) -> None:
         if self.heartbeat.superseded or state.superseded(self.run):
@@ -218,6 +190,7 @@ class RunExecution:
                                     should_stop=self.should_stop)
         request = self._request(messages, remaining_completion)
         call = record_model_call(run, request, context, budget)  # what the model is sent (admin)
+        release_connection()  # none is held while the model thinks
         try:
             completion = stream_completion(request, run.model, call.watch(callbacks),
                                            project_id=run.project_id,

@@ -264,6 +264,11 @@ def _sleep_unless_stopped(seconds: float, should_stop: Callable[[], bool]) -> No
         time.sleep(min(0.1, max(0.0, ends - time.monotonic())))
 
 
+# How often a run waiting on its stream checks whether to stop: each wake-up of each waiting
+# run costs the process CPU, and a worker carries many of them.
+STOP_CHECK_SECONDS = 0.2
+
+
 def _consume(request: dict, model: str, callbacks: StreamCallbacks, result: Completion) -> None:
     sink: queue.Queue = queue.Queue()
     holder: dict = {}
@@ -276,14 +281,14 @@ def _consume(request: dict, model: str, callbacks: StreamCallbacks, result: Comp
     while True:
         now = time.monotonic()
         if now >= next_check:
-            next_check = now + 0.1
+            next_check = now + STOP_CHECK_SECONDS
             if callbacks.should_stop():
                 stream = holder.get("stream")
                 if stream is not None:
                     threading.Thread(target=stream.close, daemon=True).start()
                 raise Stopped()
         try:
-            item = sink.get(timeout=0.05)
+            item = sink.get(timeout=STOP_CHECK_SECONDS)
         except queue.Empty:
             continue
         if item is _END:

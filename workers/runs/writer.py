@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, QuerySet
 
 from apps.core.ids import new_id
@@ -68,6 +68,13 @@ def _update(queryset: QuerySet, fields: dict, then: Then, batch: Batch | None) -
         then(queryset.update(**fields), [])
     else:
         batch.update(queryset, then=then, **fields)
+
+
+def release_connection() -> None:
+    """The thread's database connection back to the pool, between the writes of a run that
+    waits on the model: a worker carries far more runs than the pool has connections."""
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 class TurnWriter:
@@ -151,6 +158,7 @@ class TurnWriter:
             assistant_id=self.run.assistant_id, run_id=self.run.pk,
         )
         self._create_held(step, message)
+        release_connection()
         self._last_flush = time.monotonic()
         self.message_step, self.message = step, message
         self._publish_step(step)
@@ -194,6 +202,7 @@ class TurnWriter:
                          self.run).update(content=self._content([]))
         if not changed:
             check_fence(self.run)
+        release_connection()
 
     def _content(self, annotations: list[dict], extra_parts: list[dict] | None = None) -> list[dict]:
         parts = [*(extra_parts or [])]
