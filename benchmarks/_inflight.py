@@ -21,6 +21,7 @@ SLOW_SECONDS = float(os.environ.get("BENCH_SLOW_SECONDS", "20"))
 CHUNKS = 20
 PROBE_SECONDS = 0.2
 START_CONCURRENCY = 100  # client requests opening streams at once
+DEADLINE_SECONDS = 3 * SLOW_SECONDS + 60
 
 
 def _rss_bytes(pid: int) -> int:
@@ -82,7 +83,13 @@ async def _streams(api_base: str, key: str, assistant_id: str, count: int) -> di
             if running:
                 state["in_progress"] -= 1
 
-    await asyncio.gather(*(one(index) for index in range(count)))
+    tasks = [asyncio.ensure_future(one(index)) for index in range(count)]
+    # Bounded: a server that carries few runs at once would take count / capacity × SLOW_SECONDS.
+    _done, pending = await asyncio.wait(tasks, timeout=DEADLINE_SECONDS)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    state["unfinished"] = len(pending)
     await client.close()
     return state
 
@@ -123,7 +130,8 @@ def in_flight(stack, upstream, api_base: str, key: str, assistant_id: str) -> No
     errors = state["errors"]
     print(f"in flight: {IN_FLIGHT} streamed runs of a {SLOW_SECONDS:.0f} s upstream: at most "
           f"{state['peak']} in progress at once ({state['peak_at'] - started:.1f} s in), "
-          f"{state['completed']} completed, {len(errors)} errors, in {elapsed:.1f} s"
+          f"{state['completed']} completed, {len(errors)} errors, {state['unfinished']} unfinished "
+          f"after {elapsed:.1f} s"
           + (f" (first: {errors[:3]})" if errors else ""))
     if probes:
         print(f"API GET /v1/assistants meanwhile: p50 {statistics.median(probes) * 1000:.1f} ms, "

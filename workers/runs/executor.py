@@ -81,9 +81,11 @@ class RunExecution:
         self.turns = 0
 
     # -- control ------------------------------------------------------------------------
-    def should_stop(self) -> bool:
+    def should_stop(self, fresh: bool = False) -> bool:
+        """While the model streams, the watch's last reading (at most SIGNAL_SECONDS old) is
+        enough; between steps (`fresh`) Redis is asked, so what a tool saw is what counts."""
         watched = self.heartbeat.watched
-        if watched is None or not watched.signals_read:
+        if fresh or watched is None or not watched.signals_read:
             return self.heartbeat.superseded or state.must_stop(self.run)
         # The watch read the signals moments ago: no Redis round trip of this run's own.
         return watched.superseded or watched.told or state.is_overdue(self.run)
@@ -102,7 +104,7 @@ class RunExecution:
     def execute(self) -> None:
         with self.heartbeat:
             for _ in range(MAX_MODEL_CALLS):
-                if self.should_stop():
+                if self.should_stop(fresh=True):
                     self._stop_now()
                     return
                 if not self.turn():
@@ -331,7 +333,7 @@ class RunExecution:
             step.tool_io[record["id"]].update(output=result.model_output, **result.extras)
             writer.publish_tool_outputs(call.index, step.step_details["tool_calls"][call.index])
             writer.save_step(step, "step_details", "tool_io")
-            if self.should_stop():
+            if self.should_stop(fresh=True):
                 self._stop_now()
                 return False
         writer.save_step(step, "step_details", "tool_io", "prompt_tokens", "completion_tokens")
