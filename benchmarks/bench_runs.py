@@ -11,6 +11,7 @@ BENCH_IN_FLIGHT=0 skips it."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -124,6 +125,9 @@ def main() -> None:
     with bench_stack({"RATE_LIMITS_ENABLED": "false"}) as (stack, upstream, api_base, key):
         client = openai.OpenAI(base_url=api_base, api_key=key, max_retries=0)
         assistant = client.beta.assistants.create(model="gpt-4o")
+        if os.environ.get("BENCH_ONLY_IN_FLIGHT"):
+            in_flight(stack, upstream, api_base, key, assistant.id)
+            return
         server_ttft(client, assistant.id)[:5]  # warm up connections and caches
         direct = direct_ttft(upstream.base_url)
         served = server_ttft(client, assistant.id)
