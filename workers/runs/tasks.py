@@ -15,6 +15,7 @@ from apps.runs import events
 from apps.runs.models import ACTIVE_STATUSES, Run, RunStep
 from apps.runs.serializers import render_run
 from apps.threads.models import Message
+from workers.time_limits import limits
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class _QueryCounter:
         return execute(sql, params, many, context)
 
 
-@shared_task(name="workers.runs.tasks.execute_run", ignore_result=True)
+@shared_task(name="workers.runs.tasks.execute_run", ignore_result=True, **limits("runs"))
 def execute_run(run_id: str) -> None:
     from django.db import connection
 
@@ -51,7 +52,7 @@ def execute_run(run_id: str) -> None:
         metrics.RUN_TASK_QUERIES.observe(counter.count)
 
 
-@shared_task(name="workers.runs.tasks.expire_runs", ignore_result=True)
+@shared_task(name="workers.runs.tasks.expire_runs", ignore_result=True, **limits("sweep"))
 def expire_runs() -> int:
     from apps.runs.state import expire
 
@@ -99,7 +100,7 @@ def _tag(run: Run) -> str:
     return f"{run.status}:{run.attempts}"
 
 
-@shared_task(name="workers.runs.tasks.recover_orphaned_runs", ignore_result=True)
+@shared_task(name="workers.runs.tasks.recover_orphaned_runs", ignore_result=True, **limits("sweep"))
 def recover_orphaned_runs() -> int:
     """The sweeper for work a lost process or message left behind, each case acted on only
     after a full RUN_ORPHAN_AFTER_SECONDS without a sign of life (one missed beat or a Redis
