@@ -21,13 +21,21 @@ def pool_name(pool_cls: object) -> str:
     return "solo" if "solo" in text else "prefork"
 
 
-def connections_needed(pool: str, concurrency: int) -> int:
+# Queues whose tasks give their connection back between writes (a run waiting on the model
+# holds none: workers/runs/writer.release_connection), so their slots share a few connections.
+RELEASING_QUEUES = frozenset({"runs"})
+
+
+def connections_needed(pool: str, concurrency: int, queues: frozenset[str] | None = None) -> int:
     # prefork: each child process has a pool of its own and runs one task at a time.
+    if queues and queues <= RELEASING_QUEUES:
+        return 1
     return concurrency if pool in SHARED_PROCESS_POOLS else 1
 
 
-def check_worker_capacity(pool: str, concurrency: int, db_pool_max_size: int) -> None:
-    needed = connections_needed(pool, concurrency)
+def check_worker_capacity(pool: str, concurrency: int, db_pool_max_size: int,
+                          queues: frozenset[str] | None = None) -> None:
+    needed = connections_needed(pool, concurrency, queues)
     if needed > db_pool_max_size:
         raise ImproperlyConfigured(
             f"The worker runs {concurrency} tasks at once in one process (-P {pool} -c "

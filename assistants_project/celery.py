@@ -50,8 +50,9 @@ def check_capacity(sender, **kwargs) -> None:
     from assistants_project.capacity import check_worker_capacity, pool_name
 
     try:
+        queues = frozenset(sender.app.amqp.queues.consume_from or ())
         check_worker_capacity(pool_name(sender.pool_cls), int(sender.concurrency or 1),
-                              settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"])
+                              settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"], queues)
     except ImproperlyConfigured as error:
         raise SystemExit(f"ImproperlyConfigured: {error}") from error
 

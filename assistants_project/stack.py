@@ -26,9 +26,12 @@ from assistants_project.supervisor import TAIL_LINES, Unit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# Runs mostly wait on the model: a waiting run holds a thread but no database connection
+# (its writes borrow one from the pool), so one process carries many at once.
+RUNS_CONCURRENCY = os.environ.get("RUNS_WORKER_CONCURRENCY", "1200")
+
 WORKER_QUEUES = {
-    # Runs mostly wait on the model, so a thread pool carries many at once.
-    "runs": ["-Q", "runs", "-P", "threads", "-c", "16"],
+    "runs": ["-Q", "runs", "-P", "threads", "-c", RUNS_CONCURRENCY],
     "ingest": ["-Q", "ingest", "-P", "threads", "-c", "2"],
     "sandbox": ["-Q", "sandbox", "-P", "threads", "-c", "8"],
 }

@@ -66,6 +66,10 @@ RUN_TIME_TO_FIRST_TOKEN = Histogram(
 RUN_DURATION = Histogram(
     "assistants_run_duration_seconds", "From a run's creation to its terminal status.",
     ["model"], buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
+RUN_TASK_QUERIES = Histogram(
+    "assistants_run_task_db_queries",
+    "Database round trips one run task (a run's turn from claim to its end or hand-back) made.",
+    buckets=(2, 4, 6, 8, 10, 15, 20, 30, 50, 100, 250))
 
 # -- the upstream model -----------------------------------------------------------------------
 TOKENS = Counter(

@@ -73,10 +73,11 @@ def tokens_used(project_id: str, model: str) -> int:
     return int(now_count or 0) + int(int(before_count or 0) * (1 - elapsed))
 
 
-def check_tokens(project_id: str, model: str) -> int:
+def check_tokens(project_id: str, model: str, limit: int | None = None) -> int:
     """Before a model call: refuse it once the project's minute of tokens for this model is
-    used up. Returns the quota (0: none). Redis unreachable: the call goes ahead."""
-    limit = token_limit(project_id)
+    used up. Returns the quota (0: none). Redis unreachable: the call goes ahead. `limit` is
+    the project's quota when the caller read it already (the run's claim does)."""
+    limit = token_limit(project_id) if limit is None else limit
     if limit <= 0:
         return 0
     try:

@@ -202,6 +202,26 @@ def heartbeat(run_id: str, attempt: int, ttl: float) -> bool:
                                     args=[attempt, int(ttl * 1000), STREAM_TTL_SECONDS]))
 
 
+def heartbeat_many(runs: list[tuple[str, int]], ttl: float) -> list[bool]:
+    """`heartbeat` for many (run, attempt) at once, in one pipeline."""
+    script = _heartbeat_script()
+    pipeline = get_redis().pipeline(transaction=False)
+    for run_id, attempt in runs:
+        script(keys=[heartbeat_key(run_id), owner_key(run_id)],
+               args=[attempt, int(ttl * 1000), STREAM_TTL_SECONDS], client=pipeline)
+    return [bool(owned) for owned in pipeline.execute()]
+
+
+def stop_signals_many(runs: list[tuple[str, int]]) -> list[tuple[bool, bool]]:
+    """`stop_signals` for many (run, attempt) at once, in one MGET."""
+    keys = [key for run_id, _ in runs
+            for key in (cancel_key(run_id), stop_key(run_id), owner_key(run_id))]
+    values = get_redis().mget(keys)
+    return [(values[3 * i] is not None or values[3 * i + 1] is not None,
+             values[3 * i + 2] is not None and values[3 * i + 2].decode() != str(attempt))
+            for i, (_, attempt) in enumerate(runs)]
+
+
 def alive(run_ids: list[str]) -> set[str]:
     if not run_ids:
         return set()

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import time
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from apps.core import metrics
 from apps.core.models import unix_now
 from apps.runs import events
 from apps.runs.models import TERMINAL_STATUSES, Run, RunStep
 from apps.runs.serializers import render_run, render_step
+from apps.runs.sql import Batch, update_returning
 
 ALLOWED_FROM = {
     "queued": ("requires_action", "in_progress"),  # in_progress: an orphan being resumed
@@ -58,10 +59,9 @@ STEP_TIMESTAMP_FIELD = {
 }
 
 
-def transition(run_id: str, to: str, *, publish: bool = True, where: Q | None = None,
-               attempt: int | None = None, **fields) -> Run | None:
-    """Move the run to `to` if its current status allows it (and `where` holds, and the run is
-    still held by `attempt` when given); None when it did not."""
+def transition_update(run_id: str, to: str, *, where: Q | None = None,
+                      attempt: int | None = None, **fields) -> tuple[QuerySet, dict]:
+    """The conditional UPDATE of a transition, as (rows it may change, values it sets)."""
     if to in WORKER_STATUSES and attempt is None:
         raise ValueError(f"only the worker holding a run moves it to {to}: pass its attempt")
     now = unix_now()
@@ -76,14 +76,44 @@ def transition(run_id: str, to: str, *, publish: bool = True, where: Q | None = 
         candidates = candidates.filter(where)
     if attempt is not None:
         candidates = candidates.filter(attempts=attempt)
-    updated = candidates.update(status=to, **fields)
-    if not updated:
-        return None
-    run = Run.objects.get(pk=run_id)
+    return candidates, {"status": to, **fields}
+
+
+def transitioned(run: Run, *, publish: bool = True) -> Run:
+    """What follows a transition that changed the row."""
     metrics.run_transitioned(run)
     if publish:
-        events.publish(run_id, f"thread.run.{to}", render_run(run))
+        events.publish(run.pk, f"thread.run.{run.status}", render_run(run))
     return run
+
+
+def transition(run_id: str, to: str, *, publish: bool = True, where: Q | None = None,
+               attempt: int | None = None, **fields) -> Run | None:
+    """Move the run to `to` if its current status allows it (and `where` holds, and the run is
+    still held by `attempt` when given); None when it did not. One round trip: the UPDATE
+    hands back the row it wrote."""
+    candidates, values = transition_update(run_id, to, where=where, attempt=attempt, **fields)
+    changed = update_returning(candidates, **values)
+    if not changed:
+        return None
+    return transitioned(changed[0], publish=publish)
+
+
+def claim(run_id: str) -> Run | None:
+    """A worker takes a queued run that is not overdue: one UPDATE … RETURNING, which also
+    hands back the project's token quota (`token_limit`, 0 for none), so the run's model calls
+    need no further read for it. None when the run is not claimable (ended, taken, cancelling,
+    overdue); the caller reads it then to find out why."""
+    from django.conf import settings
+    from django.db.models import F
+
+    candidates, values = transition_update(
+        run_id, "in_progress", where=Q(expires_at__isnull=True) | Q(expires_at__gt=time.time()),
+        attempts=F("attempts") + 1)
+    quota = (f"SELECT COALESCE(p.tokens_per_minute, {int(settings.TOKEN_QUOTA_TPM)}) "
+             "FROM core_project p WHERE p.id = runs_run.project_id")
+    changed = update_returning(candidates, extra={"token_limit": quota}, **values)
+    return transitioned(changed[0]) if changed else None
 
 
 # RunStepObject.last_error.code allows only these; a run's other codes (invalid_prompt) are
@@ -136,11 +166,20 @@ def close_open_messages(run: Run, reason: str, *, publish: bool = True) -> None:
 
 def end_run(run_id: str, status: str, *, step_status: str | None = None,
             message_reason: str | None = None, where: Q | None = None,
-            attempt: int | None = None, **fields) -> Run | None:
+            attempt: int | None = None, batch: Batch | None = None, **fields) -> Run | None:
     """Move the run to a terminal `status` and close what it left open, publishing as a normal
     completion does: message events, then step events, then the run event, then `done`.
-    None (and nothing published) when the run could not move, e.g. it had already ended."""
-    run = transition(run_id, status, publish=False, where=where, attempt=attempt, **fields)
+    None (and nothing published) when the run could not move, e.g. it had already ended.
+    With `batch`, the run's UPDATE goes last in it, and the batch is sent: one round trip for a
+    turn's closing writes."""
+    if batch is None:
+        run = transition(run_id, status, publish=False, where=where, attempt=attempt, **fields)
+    else:
+        candidates, values = transition_update(run_id, status, where=where, attempt=attempt, **fields)
+        changed: list[Run] = []
+        batch.update_returning(candidates, then=lambda _count, rows: changed.extend(rows), **values)
+        batch.send()
+        run = transitioned(changed[0], publish=False) if changed else None
     if run is None:
         return None
     events.request_stop(run_id)

@@ -12,7 +12,7 @@ from django.db import IntegrityError
 from apps.core import metrics
 from apps.runs import events
 from apps.runs.models import ModelCall, Run
-from apps.threads.models import Message
+from apps.runs.sql import Batch
 from workers.runs.context import MESSAGE_OVERHEAD_TOKENS, Context
 from workers.runs.model_calls import Completion, StreamCallbacks
 
@@ -41,8 +41,7 @@ def _entries(request: dict, context: Context, model: str) -> list[dict]:
     stored token counts; the rest (instructions, this run's own tool turns) are counted here."""
     from workers.tokenization import count_tokens
 
-    kept = {m.pk: m for m in Message.objects.filter(pk__in=context.thread_message_ids)}
-    pending = [kept[pk] for pk in context.thread_message_ids if pk in kept]
+    pending = list(context.selected)
     entries = []
     for sent in request["messages"]:
         entry: dict = {"role": sent["role"], "content": _visible(sent.get("content"))}
@@ -84,31 +83,35 @@ class CallRecord:
                                on_tool_call=first(callbacks.on_tool_call),
                                should_stop=callbacks.should_stop)
 
-    def finish(self, completion: Completion) -> None:
-        ModelCall.objects.filter(pk=self.row.pk).update(
-            first_token_ns=self.row.first_token_ns, finished_ns=time.time_ns(),
-            finish_reason=completion.finish_reason or "",
-            prompt_tokens=completion.prompt_tokens or None,
-            completion_tokens=completion.completion_tokens or None)
-        metrics.model_call_finished(self.row.model, self.row.started_ns, self.row.first_token_ns,
+    def finish(self, completion: Completion, batch: Batch) -> None:
+        """The row, finished, goes into the turn's closing `batch`."""
+        row = self.row
+        row.finished_ns = time.time_ns()
+        row.finish_reason = completion.finish_reason or ""
+        row.prompt_tokens = completion.prompt_tokens or None
+        row.completion_tokens = completion.completion_tokens or None
+        batch.insert(row)
+        metrics.model_call_finished(row.model, row.started_ns, row.first_token_ns,
                                     completion.prompt_tokens, completion.completion_tokens)
+
+    def keep(self) -> None:
+        """A call that never finished (stopped, failed upstream) is kept as it was sent."""
+        try:
+            self.row.save(force_insert=True)
+        except IntegrityError as gone:
+            # The run was deleted with its thread meanwhile: nothing is left to work for.
+            raise events.Superseded(f"{self.row.run_id}: the run was deleted") from gone
 
 
 def record_model_call(run: Run, request: dict, context: Context, budget: int | None = None) -> CallRecord:
-    started = time.time_ns()
-    thread_messages = (Message.objects.filter(thread_id=run.thread_id).exclude(run_id=run.pk)
-                       .exclude(status="in_progress").count())
-    try:
-        row = _insert(run, request, context, budget, started, thread_messages)
-    except IntegrityError as gone:
-        # The run was deleted with its thread meanwhile: nothing is left to work for.
-        raise events.Superseded(f"{run.pk}: the run was deleted") from gone
-    return CallRecord(row)
+    """The record of a call about to be made. Written once, when the call ends (with the turn's
+    other writes), rather than inserted now and updated then."""
+    return CallRecord(_row(run, request, context, budget, time.time_ns(), context.thread_message_count))
 
 
-def _insert(run: Run, request: dict, context: Context, budget: int | None, started: int,
-            thread_messages: int) -> ModelCall:
-    return ModelCall.objects.create(
+def _row(run: Run, request: dict, context: Context, budget: int | None, started: int,
+         thread_messages: int) -> ModelCall:
+    return ModelCall(
         run=run, model=request["model"], started_ns=started,
         settings={key: request[key] for key in SETTING_KEYS if key in request},
         tools=request.get("tools") or [],

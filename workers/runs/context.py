@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db.models import Case, Value, When
 
 from apps.files.models import File
 from apps.runs.models import Run, RunStep
+from apps.runs.sql import Batch
 from apps.threads.images import sniff_image_type
 from apps.threads.models import Message
 from workers.runs.hosted import tool_of_kind
@@ -42,6 +44,19 @@ class Context:
     messages: list[dict]
     thread_message_ids: list[str]
     estimated_tokens: int
+    # The thread messages sent, and how many the thread had (for the model call's record).
+    selected: list[Message] = field(default_factory=list)
+    thread_message_count: int = 0
+    # Messages whose token count was computed for this context and is not stored yet: the
+    # turn stores them with its other writes.
+    counted: list[Message] = field(default_factory=list)
+
+    def store_token_counts(self, batch: Batch) -> None:
+        if self.counted:
+            batch.update(Message.objects.filter(pk__in=[m.pk for m in self.counted]),
+                         token_count=Case(*[When(pk=m.pk, then=Value(m.token_count))
+                                            for m in self.counted]))
+            self.counted = []
 
 
 def context_window(model: str) -> int:
@@ -56,13 +71,17 @@ def context_window(model: str) -> int:
     return CONTEXT_WINDOWS[best] if best else DEFAULT_CONTEXT_WINDOW
 
 
-def _message_tokens(message: Message, model: str) -> int:
+def _message_tokens(message: Message, model: str, counted: list[Message] | None = None) -> int:
+    """Its stored count; one counted now is noted in `counted`, to be stored with the turn."""
     if message.token_count is None:
         from workers.tokenization import count_tokens
 
         images = sum(1 for part in message.content if part["type"] != "text")
         message.token_count = count_tokens(message.text(), model) + images * IMAGE_TOKENS
-        Message.objects.filter(pk=message.pk).update(token_count=message.token_count)
+        if counted is not None:
+            counted.append(message)
+        else:
+            Message.objects.filter(pk=message.pk).update(token_count=message.token_count)
     return message.token_count + MESSAGE_OVERHEAD_TOKENS
 
 
@@ -134,13 +153,13 @@ def _chat_content(message: Message) -> str | list[dict]:
     return converted
 
 
-def _select(messages: list[Message], run: Run, budget: int) -> list[Message]:
+def _select(messages: list[Message], run: Run, budget: int, counted: list[Message]) -> list[Message]:
     strategy = run.truncation_strategy or {}
     if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
         messages = messages[-int(strategy["last_messages"]):]
     if not messages:
         return []
-    costs = [_message_tokens(message, run.model) for message in messages]
+    costs = [_message_tokens(message, run.model, counted) for message in messages]
     if sum(costs) <= budget:
         return messages
     # Drop from the middle: keep the newest message and the opening one (it usually sets the
@@ -197,10 +216,9 @@ def _chat_tokens(entry: dict, model: str) -> int:
     return tokens
 
 
-def _own_turns(run: Run) -> list[dict]:
+def _own_turns(run: Run, own_messages: dict[str, Message]) -> list[dict]:
     """This run's earlier turns: its assistant messages and its tool exchanges, in order."""
     chat: list[dict] = []
-    own_messages = {m.pk: m for m in Message.objects.filter(run_id=run.pk, thread_id=run.thread_id)}
     for step in RunStep.objects.filter(run=run).exclude(status="in_progress").order_by("created_ns"):
         if step.type == "message_creation":
             message = own_messages.get(step.step_details["message_creation"]["message_id"])
@@ -211,29 +229,35 @@ def _own_turns(run: Run) -> list[dict]:
     return chat
 
 
-def build_context(run: Run, prompt_budget: int, fixed_tokens: int) -> Context:
+def build_context(run: Run, prompt_budget: int, fixed_tokens: int, *, may_have_steps: bool = True) -> Context:
     """`prompt_budget` is what this completion may spend on the prompt; `fixed_tokens` is what
     instructions and tool definitions already take of it. The run's own earlier turns are sent
     whole (the model needs its tool results), so the thread's messages get what they leave;
-    when not even they fit, the prompt is too large."""
-    own = _own_turns(run)
+    when not even they fit, the prompt is too large. One query reads the thread's messages (the
+    run's own among them); its steps are read only when it `may_have_steps` (the first turn of
+    a first attempt has none)."""
+    thread_messages: list[Message] = []
+    own_messages: dict[str, Message] = {}
+    for message in (Message.objects.filter(thread_id=run.thread_id).exclude(status="in_progress")
+                    .order_by("created_ns", "pk")):
+        if message.run_id == run.pk:
+            own_messages[message.pk] = message
+        else:
+            thread_messages.append(message)
+    own = _own_turns(run, own_messages) if may_have_steps else []
     own_tokens = sum(_chat_tokens(entry, run.model) for entry in own)
     thread_budget = prompt_budget - fixed_tokens - own_tokens
     if thread_budget < 0:
         raise PromptTooLarge()
-    thread_messages = list(
-        Message.objects.filter(thread_id=run.thread_id)
-        .exclude(run_id=run.pk)
-        .exclude(status="in_progress")
-        .order_by("created_ns", "pk")
-    )
-    selected = _select(thread_messages, run, thread_budget)
+    counted: list[Message] = []
+    selected = _select(thread_messages, run, thread_budget, counted)
     chat: list[dict] = []
     if run.instructions:
         chat.append({"role": "system", "content": run.instructions})
     for message in selected:
         chat.append({"role": message.role, "content": _chat_content(message)})
     chat.extend(own)
-    estimated = fixed_tokens + own_tokens + sum(_message_tokens(m, run.model) for m in selected)
+    estimated = fixed_tokens + own_tokens + sum(_message_tokens(m, run.model, counted) for m in selected)
     return Context(messages=chat, thread_message_ids=[m.pk for m in selected],
-                   estimated_tokens=estimated)
+                   estimated_tokens=estimated, selected=selected,
+                   thread_message_count=len(thread_messages), counted=counted)

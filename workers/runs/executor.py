@@ -5,23 +5,22 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 
 import redis
-from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import IntegrityError, InterfaceError, OperationalError
 from django.db.models import F, Q
 
 from apps.runs import events, state
 from apps.runs.models import Run
+from apps.runs.sql import Batch
 from workers.runs import handback
 from workers.runs.call_record import record_model_call
 from workers.runs.context import PromptTooLarge, build_context, context_window
 from workers.runs.hosted import run_tools, tool_for_call
 from workers.runs.model_calls import Completion, Stopped, StreamCallbacks, UpstreamError, stream_completion
 from workers.runs.tools import extra_instructions, upstream_tool_choice, upstream_tools
-from workers.runs.writer import TurnWriter, check_fence
+from workers.runs.watch import Watched, watch
+from workers.runs.writer import TurnWriter, check_fence, release_connection
 
 logger = logging.getLogger(__name__)
 
@@ -31,57 +30,28 @@ COMPLETION_RESERVE = 4096
 
 class Heartbeat:
     """Proves the run is alive while it waits on the model or a sandbox: a Redis key with a
-    short TTL, refreshed by a thread (no database connection held for it). Beat resumes runs
-    whose key has lapsed. A Redis error never ends the beating (it is retried at once, then
-    quickly, and logged); a beat refused because another attempt owns the run marks the
-    execution superseded, and the worker stops at its next check."""
-
-    RETRY_SECONDS = 0.25
+    short TTL, refreshed by the process's run watch (workers/runs/watch.py; no thread or
+    database connection of the run's own). Beat resumes runs whose key has lapsed. A beat
+    refused because another attempt owns the run marks the execution superseded, and the
+    worker stops at its next check."""
 
     def __init__(self, run_id: str, attempt: int) -> None:
         self.run_id = run_id
         self.attempt = attempt
-        self.superseded = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
+        self.watched: Watched | None = None
 
-    def beat(self) -> bool:
-        """One beat; False when Redis could not be reached."""
-        try:
-            owned = events.heartbeat(self.run_id, self.attempt, ttl=settings.RUN_ORPHAN_AFTER_SECONDS)
-        except Exception as error:  # noqa: BLE001 (any failure to beat is retried, never fatal)
-            logger.warning("heartbeat failed for run %s (attempt %s), retrying: %s",
-                           self.run_id, self.attempt, error)
-            return False
-        if not owned and not self.superseded:
-            self.superseded = True
-            state.log_recovery(self.run_id, "heartbeat_refused_superseded", self.attempt)
-        return True
-
-    def _beat(self) -> None:
-        # Four beats per orphan timeout: one missed beat never looks like a dead worker.
-        interval = settings.RUN_ORPHAN_AFTER_SECONDS / 4
-        failing_since: float | None = None
-        while True:
-            if self.beat():
-                if failing_since is not None:
-                    state.log_recovery(self.run_id, "heartbeat_restored", self.attempt,
-                                       after_seconds=round(time.monotonic() - failing_since, 2))
-                    failing_since = None
-                wait = interval
-            else:
-                failing_since = failing_since or time.monotonic()
-                wait = min(self.RETRY_SECONDS, interval)
-            if self._stop.wait(wait):
-                return
+    @property
+    def superseded(self) -> bool:
+        return self.watched is not None and self.watched.superseded
 
     def __enter__(self) -> Heartbeat:
-        self.beat()
-        self._thread.start()
+        self.watched = watch().add(self.run_id, self.attempt)
         return self
 
     def stop(self) -> None:
-        self._stop.set()
+        """No more beats for this attempt (a hand-back revokes it); safe to call twice."""
+        if self.watched is not None:
+            watch().remove(self.watched)
 
     def __exit__(self, *exc) -> None:
         self.stop()
@@ -107,10 +77,19 @@ class RunExecution:
         self.run = run
         self.attempt = run.attempts
         self.heartbeat = Heartbeat(run.pk, run.attempts)
+        self.turns = 0
 
     # -- control ------------------------------------------------------------------------
-    def should_stop(self) -> bool:
-        return self.heartbeat.superseded or handback.hand_back_due() or state.must_stop(self.run)
+    def should_stop(self, fresh: bool = False) -> bool:
+        """While the model streams, the watch's last reading (at most SIGNAL_SECONDS old) is
+        enough; between steps (`fresh`) Redis is asked, so what a tool saw is what counts."""
+        if handback.hand_back_due():
+            return True
+        watched = self.heartbeat.watched
+        if fresh or watched is None or not watched.signals_read:
+            return self.heartbeat.superseded or state.must_stop(self.run)
+        # The watch read the signals moments ago: no Redis round trip of this run's own.
+        return watched.superseded or watched.told or state.is_overdue(self.run)
 
     def _stop_now(self) -> None:
         if self.heartbeat.superseded or state.superseded(self.run):
@@ -134,7 +113,7 @@ class RunExecution:
         with self.heartbeat:
             for _ in range(MAX_MODEL_CALLS):
                 # A draining worker starts no model call: between turns nothing is lost.
-                if handback.draining() or self.should_stop():
+                if handback.draining() or self.should_stop(fresh=True):
                     self._stop_now()
                     return
                 if not self.turn():
@@ -193,7 +172,10 @@ class RunExecution:
         try:
             if fixed > budget:
                 raise PromptTooLarge()
-            context = build_context(run, budget, fixed)
+            # Steps exist only once an attempt ran a turn: the first attempt's first has none.
+            context = build_context(run, budget, fixed,
+                                    may_have_steps=self.attempt > 1 or self.turns > 0)
+            self.turns += 1
         except PromptTooLarge:
             if remaining_prompt is not None:
                 self._incomplete("max_prompt_tokens")
@@ -219,22 +201,35 @@ class RunExecution:
                                     should_stop=self.should_stop)
         request = self._request(messages, remaining_completion)
         call = record_model_call(run, request, context, budget)  # what the model is sent (admin)
+        release_connection()  # none is held while the model thinks
         try:
             completion = stream_completion(request, run.model, call.watch(callbacks),
-                                           project_id=run.project_id)
+                                           project_id=run.project_id,
+                                           token_limit=getattr(run, "token_limit", None))
         except Stopped:
+            call.keep()
             writer.save_progress()
             self._stop_now()
             return False
         except UpstreamError as error:
+            call.keep()
             writer.save_progress()
             logger.warning("run %s failed upstream: %s", run.pk, error.message)
             fail(run.pk, error.code, error.message, self.attempt)
             return False
-        call.finish(completion)
-        return self._after_completion(writer, completion, context.estimated_tokens)
+        # The turn's closing writes (the call's record, token counts, usage, the message and
+        # its step, the run's end) go to the database together.
+        batch = Batch()
+        call.finish(completion, batch)
+        context.store_token_counts(batch)
+        try:
+            return self._after_completion(writer, completion, context.estimated_tokens, batch)
+        except IntegrityError as gone:
+            # The run was deleted with its thread meanwhile: nothing is left to work for.
+            raise events.Superseded(f"{run.pk}: the run was deleted") from gone
 
-    def _usage(self, completion: Completion, estimated_prompt: int, writer: TurnWriter) -> tuple[int, int]:
+    def _usage(self, completion: Completion, estimated_prompt: int, writer: TurnWriter,
+               batch: Batch) -> tuple[int, int]:
         prompt = completion.prompt_tokens or estimated_prompt
         if self.run.max_prompt_tokens is not None and prompt > self.run.max_prompt_tokens - self.run.prompt_tokens:
             # The prompt was budgeted with our own (tiktoken) count; an upstream with another
@@ -247,19 +242,20 @@ class RunExecution:
 
             produced = count_tokens(writer.text + "".join(c.arguments for c in completion.tool_calls),
                                     self.run.model)
-        if not Run.objects.filter(pk=self.run.pk).filter(state.holds(self.attempt)).update(
-                prompt_tokens=F("prompt_tokens") + prompt,
-                completion_tokens=F("completion_tokens") + produced):
-            check_fence(self.run)
+        batch.update(Run.objects.filter(pk=self.run.pk).filter(state.holds(self.attempt)),
+                     then=lambda changed, _rows: changed or check_fence(self.run),
+                     prompt_tokens=F("prompt_tokens") + prompt,
+                     completion_tokens=F("completion_tokens") + produced)
         self.run.prompt_tokens += prompt
         self.run.completion_tokens += produced
         return prompt, produced
 
-    def _after_completion(self, writer: TurnWriter, completion: Completion, estimated: int) -> bool:
+    def _after_completion(self, writer: TurnWriter, completion: Completion, estimated: int,
+                          batch: Batch) -> bool:
         run = self.run
-        usage = self._usage(completion, estimated, writer)
+        usage = self._usage(completion, estimated, writer, batch)
         if completion.finish_reason == "length":
-            self._cut_off(writer, usage)
+            self._cut_off(writer, usage, batch)
             return False
         text_usage = (0, 0) if writer.tool_step is not None else usage
         if not completion.tool_calls:
@@ -269,13 +265,14 @@ class RunExecution:
             # Marked as the answer: a worker lost between this and the run's end leaves a run
             # that recovery completes, rather than answering twice.
             writer.message_step.tool_io = {**writer.message_step.tool_io, "final_answer": True}
-        self._close_message(writer, usage=text_usage)
+        self._close_message(writer, usage=text_usage, batch=batch)
         if not completion.tool_calls:
-            state.end_run(run.pk, "completed", attempt=self.attempt)
+            state.end_run(run.pk, "completed", attempt=self.attempt, batch=batch)
             return False
+        batch.send()
         return self._handle_tool_calls(writer, completion, usage)
 
-    def _cut_off(self, writer: TurnWriter, usage: tuple[int, int]) -> None:
+    def _cut_off(self, writer: TurnWriter, usage: tuple[int, int], batch: Batch) -> None:
         """The completion stopped at a length limit. Its text stays as an incomplete message;
         a tool call it was writing is never offered or run, since its arguments may end
         mid-JSON, and its step fails saying so. The run ends `incomplete` with reason
@@ -287,15 +284,15 @@ class RunExecution:
         if writer.tool_step is None:
             writer.open_message()
         self._close_message(writer, usage=(0, 0) if writer.tool_step is not None else usage,
-                            status="incomplete")
+                            status="incomplete", batch=batch)
         writer.finish_step(writer.tool_step, "failed", usage=usage, last_error={
             "code": "server_error",
             "message": "The model reached its token limit while writing this tool call, so the "
-                       "call was not made."})
-        self._incomplete("max_completion_tokens")
+                       "call was not made."}, batch=batch)
+        self._incomplete("max_completion_tokens", batch)
 
     def _close_message(self, writer: TurnWriter, usage: tuple[int, int] = (0, 0),
-                       status: str = "completed") -> None:
+                       status: str = "completed", batch: Batch | None = None) -> None:
         """The turn's message, annotated, and its step, closed once."""
         if writer.message is None or writer.message_closed:
             return
@@ -303,8 +300,9 @@ class RunExecution:
         annotations, extra_parts = self._finalize_text(writer)
         writer.publish_message_parts(annotations, extra_parts)
         writer.finish_message(status=status, annotations=annotations, extra_parts=extra_parts,
-                              incomplete_reason="max_tokens" if status == "incomplete" else None)
-        writer.finish_step(writer.message_step, "completed", usage=usage)
+                              incomplete_reason="max_tokens" if status == "incomplete" else None,
+                              batch=batch)
+        writer.finish_step(writer.message_step, "completed", usage=usage, batch=batch)
 
     def _finalize_text(self, writer: TurnWriter) -> tuple[list[dict], list[dict]]:
         annotations: list[dict] = []
@@ -337,7 +335,7 @@ class RunExecution:
             step.tool_io[record["id"]].update(output=result.model_output, **result.extras)
             writer.publish_tool_outputs(call.index, step.step_details["tool_calls"][call.index])
             writer.save_step(step, "step_details", "tool_io")
-            if self.should_stop():
+            if self.should_stop(fresh=True):
                 self._stop_now()
                 return False
         writer.save_step(step, "step_details", "tool_io", "prompt_tokens", "completion_tokens")
@@ -355,9 +353,9 @@ class RunExecution:
         writer.finish_step(step, "completed", usage=usage)
         return True
 
-    def _incomplete(self, reason: str) -> None:
+    def _incomplete(self, reason: str, batch: Batch | None = None) -> None:
         state.end_run(self.run.pk, "incomplete", message_reason="max_tokens",
-                      incomplete_details={"reason": reason}, attempt=self.attempt)
+                      incomplete_details={"reason": reason}, attempt=self.attempt, batch=batch)
 
 
 # The database or Redis going away mid-run is no fault of the run: it is left in progress, its
@@ -375,18 +373,17 @@ def _answered(run: Run) -> bool:
 
 
 def execute_run(run_id: str) -> None:
-    run = Run.objects.filter(pk=run_id).first()
-    if run is None:
-        return
-    if run.status == "cancelling":
-        finish_cancelled(run_id)
-        return
-    if run.status in ("queued", "requires_action") and state.is_overdue(run):
-        state.expire(run_id)
-        return
-    claimed = state.transition(run_id, "in_progress", attempts=F("attempts") + 1)
+    claimed = state.claim(run_id)
     if claimed is None:
-        return  # someone else has it, or it already ended
+        # Not claimable: only now is the row read, to see whether something is left to do.
+        run = Run.objects.filter(pk=run_id).first()
+        if run is None:
+            return
+        if run.status == "cancelling":
+            finish_cancelled(run_id)
+        elif run.status in ("queued", "requires_action") and state.is_overdue(run):
+            state.expire(run_id)
+        return  # else someone else has it, or it already ended
     attempt = claimed.attempts
     events.claim(run_id, attempt)
     if claimed.resumes:

@@ -196,13 +196,14 @@ def _classify(exc: BaseException, model: str = "") -> tuple[bool, UpstreamError]
 
 
 def stream_completion(request: dict, model: str, callbacks: StreamCallbacks,
-                      project_id: str | None = None) -> Completion:
+                      project_id: str | None = None, token_limit: int | None = None) -> Completion:
     """One completion, streamed into `callbacks`; retried while nothing has been emitted.
-    With `project_id`, the project's token quota is checked first and charged after."""
+    With `project_id`, the project's token quota (`token_limit` when already known) is checked
+    first and charged after."""
     problem = backend_problem(backend_for(model))
     if problem is not None:
         raise UpstreamError("server_error", problem)
-    quota = _check_token_quota(project_id, model)
+    quota = _check_token_quota(project_id, model, token_limit)
     result = _stream_with_retries(request, model, callbacks)
     if quota:
         from apps.core.quotas import record_tokens
@@ -211,13 +212,13 @@ def stream_completion(request: dict, model: str, callbacks: StreamCallbacks,
     return result
 
 
-def _check_token_quota(project_id: str | None, model: str) -> int:
+def _check_token_quota(project_id: str | None, model: str, limit: int | None) -> int:
     if project_id is None:
         return 0
     from apps.core.quotas import TokenQuotaExceeded, check_tokens
 
     try:
-        return check_tokens(project_id, model)
+        return check_tokens(project_id, model, limit)
     except TokenQuotaExceeded as exceeded:
         raise UpstreamError("rate_limit_exceeded", exceeded.message) from None
 
@@ -263,6 +264,11 @@ def _sleep_unless_stopped(seconds: float, should_stop: Callable[[], bool]) -> No
         time.sleep(min(0.1, max(0.0, ends - time.monotonic())))
 
 
+# How often a run waiting on its stream checks whether to stop: each wake-up of each waiting
+# run costs the process CPU, and a worker carries many of them.
+STOP_CHECK_SECONDS = 0.2
+
+
 def _consume(request: dict, model: str, callbacks: StreamCallbacks, result: Completion) -> None:
     sink: queue.Queue = queue.Queue()
     holder: dict = {}
@@ -275,14 +281,14 @@ def _consume(request: dict, model: str, callbacks: StreamCallbacks, result: Comp
     while True:
         now = time.monotonic()
         if now >= next_check:
-            next_check = now + 0.1
+            next_check = now + STOP_CHECK_SECONDS
             if callbacks.should_stop():
                 stream = holder.get("stream")
                 if stream is not None:
                     threading.Thread(target=stream.close, daemon=True).start()
                 raise Stopped()
         try:
-            item = sink.get(timeout=0.05)
+            item = sink.get(timeout=STOP_CHECK_SECONDS)
         except queue.Empty:
             continue
         if item is _END:

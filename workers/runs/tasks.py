@@ -23,14 +23,34 @@ logger = logging.getLogger(__name__)
 MAX_RESUMES = 2
 
 
+class _QueryCounter:
+    """Counts the database round trips of the thread's connection (Django's execute wrapper),
+    so the run hot path's query budget is measured where it runs."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
 @shared_task(name="workers.runs.tasks.execute_run", ignore_result=True, **limits("runs"))
 def execute_run(run_id: str) -> None:
+    from django.db import connection
+
+    from apps.core import metrics
     from workers.runs.executor import execute_run as execute
 
     if handback.draining():
         handback.pass_on(run_id)  # this worker is shutting down: another one takes it
         return
-    execute(run_id)
+    counter = _QueryCounter()
+    try:
+        with connection.execute_wrapper(counter):
+            execute(run_id)
+    finally:
+        metrics.RUN_TASK_QUERIES.observe(counter.count)
 
 
 @shared_task(name="workers.runs.tasks.expire_runs", ignore_result=True, **limits("sweep"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, QuerySet
 
 from apps.core.ids import new_id
@@ -18,6 +18,7 @@ from apps.core.models import unix_now
 from apps.runs import events, state
 from apps.runs.models import Run, RunStep
 from apps.runs.serializers import render_step
+from apps.runs.sql import Batch, Then
 from apps.threads.models import Message
 from apps.threads.serializers import render_message
 from workers.runs.hosted import CallStream, tool_for_call, tool_of_kind
@@ -44,6 +45,20 @@ def check_fence(run: Run) -> None:
         raise events.Superseded(f"{run.pk}: attempt {run.attempts} replaced by {current}")
 
 
+def _update(queryset: QuerySet, fields: dict, then: Then, batch: Batch | None) -> None:
+    if batch is None:
+        then(queryset.update(**fields), [])
+    else:
+        batch.update(queryset, then=then, **fields)
+
+
+def release_connection() -> None:
+    """The thread's database connection back to the pool, between the writes of a run that
+    waits on the model: a worker carries far more runs than the pool has connections."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 class TurnWriter:
     def __init__(self, run: Run) -> None:
         self.run = run
@@ -63,26 +78,39 @@ class TurnWriter:
         self._annotations = StreamAnnotations()
 
     # -- helpers ------------------------------------------------------------------------
-    def _lock_held_run(self) -> None:
-        """Inside a transaction: the run row, locked as recovery's requeue would lock it, still
-        held by this attempt; so no row is ever created after recovery took the run."""
-        held = Run.objects.select_for_update(no_key=True).filter(pk=self.run.pk).filter(
-            state.holds(self.attempt)).values_list("pk", flat=True)
-        if not list(held):
-            raise events.Superseded(f"{self.run.pk}: attempt {self.attempt} no longer holds the run")
-
     def _publish(self, batch: list[tuple[str, dict]]) -> None:
         events.publish_unless_stopped(self.run.pk, batch, self.attempt)
 
-    def _new_step(self, kind: str, details: dict) -> RunStep:
+    def _create_held(self, *rows) -> None:
+        """Inserts `rows` in one round trip, in a transaction holding the run's row lock (as
+        recovery's requeue locks it) and only while this attempt holds the run: no row is ever
+        created after recovery took the run."""
+        held: list[int] = []
         with transaction.atomic():
-            self._lock_held_run()
-            step = RunStep.objects.create(
-                project_id=self.run.project_id, run=self.run, thread_id=self.run.thread_id,
-                assistant_id=self.run.assistant_id, type=kind, step_details=details,
-            )
+            batch = Batch()
+            batch.select(Run.objects.select_for_update(no_key=True).filter(pk=self.run.pk).filter(
+                state.holds(self.attempt)).values_list("pk", flat=True),
+                then=lambda count, _rows: held.append(count))
+            for row in rows:
+                batch.insert(row)
+            batch.send()
+            if not held[0]:
+                raise events.Superseded(f"{self.run.pk}: attempt {self.attempt} no longer holds the run")
+        for row in rows:
+            row._state.adding, row._state.db = False, "default"
+
+    def _step(self, kind: str, details: dict) -> RunStep:
+        return RunStep(project_id=self.run.project_id, run=self.run, thread_id=self.run.thread_id,
+                       assistant_id=self.run.assistant_id, type=kind, step_details=details)
+
+    def _publish_step(self, step: RunStep) -> None:
         rendered = render_step(step, self.run.include)
         self._publish([("thread.run.step.created", rendered), ("thread.run.step.in_progress", rendered)])
+
+    def _new_step(self, kind: str, details: dict) -> RunStep:
+        step = self._step(kind, details)
+        self._create_held(step)
+        self._publish_step(step)
         return step
 
     def _step_delta(self, step: RunStep, details: dict) -> None:
@@ -98,30 +126,35 @@ class TurnWriter:
 
     # -- text ---------------------------------------------------------------------------
     def open_message(self) -> Message:
+        """The message and its step, created together (one round trip), holding the text so
+        far."""
         if self.message is not None:
             return self.message
         message_id = new_id("message")
-        self.message_step = self._new_step(
-            "message_creation",
-            {"type": "message_creation", "message_creation": {"message_id": message_id}})
-        with transaction.atomic():
-            self._lock_held_run()
-            self.message = Message.objects.create(
-                id=message_id, project_id=self.run.project_id, thread_id=self.run.thread_id,
-                role="assistant", content=[], status="in_progress",
-                assistant_id=self.run.assistant_id, run_id=self.run.pk,
-            )
-        rendered = render_message(self.message)
+        step = self._step("message_creation",
+                          {"type": "message_creation", "message_creation": {"message_id": message_id}})
+        message = Message(
+            id=message_id, project_id=self.run.project_id, thread_id=self.run.thread_id,
+            role="assistant", content=self._content([]), status="in_progress",
+            assistant_id=self.run.assistant_id, run_id=self.run.pk,
+        )
+        self._create_held(step, message)
+        release_connection()
+        self._last_flush = time.monotonic()
+        self.message_step, self.message = step, message
+        self._publish_step(step)
+        # Announced empty, as OpenAI does: the text so far follows as deltas.
+        rendered = {**render_message(message), "content": []}
         self._publish([("thread.message.created", rendered), ("thread.message.in_progress", rendered)])
-        return self.message
+        return message
 
     def on_text(self, fragment: str) -> None:
-        self.open_message()
-        first = not self.text
         self.text += fragment
         # The row holds a text part before the first delta goes out: whoever closes the message
         # early (cancel, expiry) publishes the row, and the SDK indexes it by the deltas it saw.
-        if first or time.monotonic() - self._last_flush > FLUSH_SECONDS:
+        if self.message is None:
+            self.open_message()  # created with the first text in it
+        elif time.monotonic() - self._last_flush > FLUSH_SECONDS:
             self.flush()
         self._send_text(self._annotations.held_from(self.text, self._sent))
 
@@ -150,6 +183,7 @@ class TurnWriter:
                          self.run).update(content=self._content([]))
         if not changed:
             check_fence(self.run)
+        release_connection()
 
     def _content(self, annotations: list[dict], extra_parts: list[dict] | None = None) -> list[dict]:
         parts = [*(extra_parts or [])]
@@ -177,9 +211,10 @@ class TurnWriter:
 
     def finish_message(self, *, status: str = "completed", incomplete_reason: str | None = None,
                        annotations: list[dict] | None = None,
-                       extra_parts: list[dict] | None = None) -> None:
+                       extra_parts: list[dict] | None = None, batch: Batch | None = None) -> None:
         """Closes the message unless something else (cancel, the expiry sweeper) closed it
-        first: the row changes only while in progress, and only a change is published."""
+        first: the row changes only while in progress, and only a change is published. With
+        `batch`, the write (and what follows it) waits for the batch to be sent."""
         if self.message is None:
             return
         message = self.message
@@ -190,16 +225,20 @@ class TurnWriter:
         else:
             fields["incomplete_at"] = unix_now()
             fields["incomplete_details"] = {"reason": incomplete_reason}
-        if not fenced(Message.objects.filter(pk=message.pk, status="in_progress"),
-                      self.run).update(**fields):
-            check_fence(self.run)
-            return
-        for name, value in fields.items():
-            setattr(message, name, value)
-        events.publish(self.run.pk, f"thread.message.{status}", render_message(message))
+
+        def then(changed: int, _rows) -> None:
+            if not changed:
+                check_fence(self.run)
+                return
+            for name, value in fields.items():
+                setattr(message, name, value)
+            events.publish(self.run.pk, f"thread.message.{status}", render_message(message))
+
+        _update(fenced(Message.objects.filter(pk=message.pk, status="in_progress"), self.run),
+                fields, then, batch)
 
     def finish_step(self, step: RunStep | None, status: str, *, usage: tuple[int, int] = (0, 0),
-                    last_error: dict | None = None) -> None:
+                    last_error: dict | None = None, batch: Batch | None = None) -> None:
         """Closes the step unless something else closed it first (the row, not this object,
         says whether it is still in progress); only a change is published."""
         if step is None:
@@ -210,13 +249,17 @@ class TurnWriter:
         fields = {"status": status, "prompt_tokens": usage[0], "completion_tokens": usage[1],
                   "last_error": state.step_error(last_error), stamp: unix_now(),
                   "step_details": step.step_details, "tool_io": step.tool_io}
-        if not fenced(RunStep.objects.filter(pk=step.pk, status="in_progress"),
-                      self.run).update(**fields):
-            check_fence(self.run)
-            return
-        for name, value in fields.items():
-            setattr(step, name, value)
-        events.publish(self.run.pk, f"thread.run.step.{status}", render_step(step, self.run.include))
+
+        def then(changed: int, _rows) -> None:
+            if not changed:
+                check_fence(self.run)
+                return
+            for name, value in fields.items():
+                setattr(step, name, value)
+            events.publish(self.run.pk, f"thread.run.step.{status}", render_step(step, self.run.include))
+
+        _update(fenced(RunStep.objects.filter(pk=step.pk, status="in_progress"), self.run),
+                fields, then, batch)
 
     # -- tool calls ---------------------------------------------------------------------
     def on_tool_call(self, call: ToolCallOut, fragment: str) -> None:

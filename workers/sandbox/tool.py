@@ -94,6 +94,8 @@ def run_code(run: Run, call_id: str, arguments: str) -> HostedResult:
 
 def attach_images(run: Run, text: str) -> tuple[list[dict], list[dict]]:
     """Images made since the run's last message become image_file parts of this one."""
+    if not any(tool.get("type") == "code_interpreter" for tool in run.tools):
+        return [], []  # no code ran, so no image was made: spares every other run two queries
     last_message = (RunStep.objects.filter(run=run, type="message_creation", status="completed")
                     .order_by("-created_ns").values_list("created_ns", flat=True).first()) or 0
     images: list[str] = []
