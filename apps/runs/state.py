@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 
+from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from apps.core import metrics
@@ -131,11 +133,12 @@ def step_error(last_error: dict | None) -> dict | None:
 
 
 def finish_open_steps(run: Run, status: str, last_error: dict | None = None, *,
-                      publish: bool = True) -> None:
+                      publish: bool = True) -> list[RunStep]:
     """When a run ends early its unfinished steps end with it, and say so on the stream. Each
     step changes only while still in progress, so a step someone else closed is left alone."""
     stamp = STEP_TIMESTAMP_FIELD[status]
     error = step_error(last_error)
+    finished = []
     for step in RunStep.objects.filter(run=run, status="in_progress"):
         now = unix_now()
         changed = RunStep.objects.filter(pk=step.pk, status="in_progress").update(
@@ -144,14 +147,17 @@ def finish_open_steps(run: Run, status: str, last_error: dict | None = None, *,
             continue
         step.status, step.last_error = status, error
         setattr(step, stamp, now)
+        finished.append(step)
         if publish:
             events.publish(run.pk, f"thread.run.step.{status}", render_step(step, run.include))
+    return finished
 
 
-def close_open_messages(run: Run, reason: str, *, publish: bool = True) -> None:
+def close_open_messages(run: Run, reason: str, *, publish: bool = True) -> list:
     from apps.threads.models import Message
     from apps.threads.serializers import render_message
 
+    closed = []
     for message in Message.objects.filter(run_id=run.pk, status="in_progress"):
         now = unix_now()
         details = {"reason": reason}
@@ -160,8 +166,10 @@ def close_open_messages(run: Run, reason: str, *, publish: bool = True) -> None:
         if not changed:
             continue
         message.status, message.incomplete_at, message.incomplete_details = "incomplete", now, details
+        closed.append(message)
         if publish:
             events.publish(run.pk, "thread.message.incomplete", render_message(message))
+    return closed
 
 
 def end_run(run_id: str, status: str, *, step_status: str | None = None,
@@ -171,22 +179,34 @@ def end_run(run_id: str, status: str, *, step_status: str | None = None,
     completion does: message events, then step events, then the run event, then `done`.
     None (and nothing published) when the run could not move, e.g. it had already ended.
     With `batch`, the run's UPDATE goes last in it, and the batch is sent: one round trip for a
-    turn's closing writes."""
-    if batch is None:
-        run = transition(run_id, status, publish=False, where=where, attempt=attempt, **fields)
-    else:
-        candidates, values = transition_update(run_id, status, where=where, attempt=attempt, **fields)
-        changed: list[Run] = []
-        batch.update_returning(candidates, then=lambda _count, rows: changed.extend(rows), **values)
-        batch.send()
-        run = transitioned(changed[0], publish=False) if changed else None
-    if run is None:
-        return None
+    turn's closing writes. The run's end and what it closes commit together, so no reader sees
+    an ended run with a message still in progress."""
+    from apps.threads.serializers import render_message
+
+    # A turn's batch already holds its closing writes in one statement list (one implicit
+    # transaction); an early end closes leftovers, so it takes a transaction of its own.
+    together = transaction.atomic() if (message_reason or step_status) else nullcontext()
+    with together:
+        if batch is None:
+            run = transition(run_id, status, publish=False, where=where, attempt=attempt, **fields)
+        else:
+            candidates, values = transition_update(run_id, status, where=where, attempt=attempt,
+                                                   **fields)
+            changed: list[Run] = []
+            batch.update_returning(candidates, then=lambda _count, rows: changed.extend(rows),
+                                   **values)
+            batch.send()
+            run = transitioned(changed[0], publish=False) if changed else None
+        if run is None:
+            return None
+        closed = close_open_messages(run, message_reason, publish=False) if message_reason else []
+        finished = (finish_open_steps(run, step_status, fields.get("last_error"), publish=False)
+                    if step_status else [])
     events.request_stop(run_id)
-    if message_reason:
-        close_open_messages(run, message_reason)
-    if step_status:
-        finish_open_steps(run, step_status, fields.get("last_error"))
+    for message in closed:
+        events.publish(run_id, "thread.message.incomplete", render_message(message))
+    for step in finished:
+        events.publish(run_id, f"thread.run.step.{step_status}", render_step(step, run.include))
     events.publish(run_id, f"thread.run.{status}", render_run(run))
     events.publish_done(run_id)
     return run
