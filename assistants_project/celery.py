@@ -17,13 +17,15 @@ from celery.signals import (  # noqa: E402
     task_postrun,
     task_prerun,
     worker_init,
-    worker_ready,
 )
+
+from apps.core.queue import ROUTES  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
 
 app = Celery("assistants")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_routes = ROUTES  # beat's periodic tasks; apps send through apps.core.queue
 app.autodiscover_tasks(["workers"], related_name="tasks")
 
 
@@ -53,26 +55,6 @@ def check_capacity(sender, **kwargs) -> None:
                               settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"])
     except ImproperlyConfigured as error:
         raise SystemExit(f"ImproperlyConfigured: {error}") from error
-
-
-@worker_ready.connect
-def warm_up(sender, **kwargs) -> None:
-    """Run and ingest workers load the tokenizer and the model client before the first task
-    arrives, so the first run after a (re)start does not pay ~1 s for it."""
-    import threading
-
-    queues = set(sender.app.amqp.queues.consume_from or {})
-    if not queues & {"runs", "ingest"}:
-        return
-
-    def load() -> None:
-        import openai  # noqa: F401
-
-        from workers.tokenization import get_encoding
-
-        get_encoding("o200k_base")
-
-    threading.Thread(target=load, name="warm-up", daemon=True).start()
 
 
 @before_task_publish.connect

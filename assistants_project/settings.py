@@ -176,15 +176,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "runs"
 CELERY_IMPORTS = ["workers.tasks"]
-CELERY_TASK_ROUTES = {
-    # The sweepers must run even when every ingest worker is busy with a slow file.
-    "workers.ingest.tasks.expire_vector_stores": {"queue": "runs"},
-    "workers.files.tasks.*": {"queue": "runs"},
-    "workers.sandbox.file_tasks.*": {"queue": "sandbox"},
-    "workers.runs.tasks.*": {"queue": "runs"},
-    "workers.ingest.tasks.*": {"queue": "ingest"},
-    "workers.sandbox.tasks.*": {"queue": "sandbox"},
-}
+# Queue routing has one home, apps/core/queue.py (assistants_project/celery.py installs it).
 CELERY_BEAT_SCHEDULE = {
     # A sweep nobody ran in time is dropped, not piled up: after an outage the workers start
     # on real work, not on a backlog of identical sweeps.
