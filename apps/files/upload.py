@@ -27,3 +27,19 @@ class LimitedUploadHandler(TemporaryFileUploadHandler):
             self.file.close()
             raise too_large(self.received)
         return super().receive_data_chunk(raw_data, start)
+
+
+def form_to_request(form) -> dict:
+    """Rebuild the multipart form as the JSON-shaped CreateFileRequest the spec validates;
+    the SDK spells nested fields with brackets (expires_after[anchor])."""
+    request: dict = {}
+    for key in form:
+        value = form.get(key)
+        if key.startswith("expires_after[") and key.endswith("]"):
+            inner = key[len("expires_after["):-1]
+            if inner == "seconds" and isinstance(value, str) and value.lstrip("-").isdigit():
+                value = int(value)
+            request.setdefault("expires_after", {})[inner] = value
+        else:
+            request[key] = value
+    return request

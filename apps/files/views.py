@@ -4,13 +4,15 @@ from asgiref.sync import sync_to_async
 from django.utils.http import content_disposition_header
 from rest_framework.response import Response
 
+from apps.core.errors import InvalidRequestError
+from apps.core.openapi import validate_request
 from apps.core.pagination import FILES
 from apps.core.parsers import StrictMultiPartParser
 from apps.core.streams import streaming_response
 from apps.core.views import ApiView
-from apps.files import services
+from apps.files import deletion, services
 from apps.files.serializers import render_file
-from apps.files.upload import LimitedUploadHandler
+from apps.files.upload import LimitedUploadHandler, form_to_request
 
 
 class FileListView(ApiView):
@@ -26,7 +28,14 @@ class FileListView(ApiView):
         # to the limit.
         request._request.upload_handlers = [LimitedUploadHandler(request._request)]
         uploaded = request.FILES.get("file")
-        created = services.create_file(self.project, request.data, uploaded)
+        body = form_to_request(request.data)
+        if uploaded is None:
+            raise InvalidRequestError("Missing required parameter: 'file'.", param="file",
+                                      code="missing_required_parameter")
+        body["file"] = "<binary>"
+        validate_request("CreateFileRequest", body)
+        created = services.create_file(self.project, uploaded=uploaded, purpose=body["purpose"],
+                                       expires_after=body.get("expires_after"))
         return Response(render_file(created))
 
 
@@ -35,7 +44,7 @@ class FileDetailView(ApiView):
         return Response(render_file(services.get_file(self.project, file_id)))
 
     def delete(self, request, file_id: str):
-        deleted_id = services.delete_file(self.project, file_id)
+        deleted_id = deletion.delete_file(self.project, file_id)
         return Response({"id": deleted_id, "object": "file", "deleted": True})
 
 

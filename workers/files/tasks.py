@@ -7,6 +7,6 @@ from celery import shared_task
 
 @shared_task(name="workers.files.tasks.expire_files", ignore_result=True)
 def expire_files() -> int:
-    from apps.files.services import expire_due_files
+    from apps.files.deletion import expire_due_files
 
     return expire_due_files()
