@@ -2,7 +2,7 @@ from rest_framework.response import Response
 
 from apps.assistants import services
 from apps.assistants.models import Assistant
-from apps.assistants.serializers import render_assistant
+from apps.assistants.rendering import render_assistant
 from apps.core.fields import given
 from apps.core.views import ApiView
 

@@ -11,7 +11,7 @@ from apps.core.parsers import StrictMultiPartParser
 from apps.core.streams import streaming_response
 from apps.core.views import ApiView
 from apps.files import deletion, services
-from apps.files.serializers import render_file
+from apps.files.rendering import render_file
 from apps.files.upload import LimitedUploadHandler, form_to_request
 
 

@@ -16,9 +16,9 @@ from apps.core.models import Project, unix_now
 from apps.core.queue import RUN_TASK, enqueue
 from apps.runs import events, state
 from apps.runs.models import Run, RunStep, active_run_id
-from apps.runs.serializers import FILE_SEARCH_CONTENT, render_run, render_step
+from apps.runs.rendering import FILE_SEARCH_CONTENT, render_run, render_step
 from apps.threads.models import Thread
-from apps.threads.serializers import render_thread
+from apps.threads.rendering import render_thread
 from apps.threads.services import add_run_messages, create_thread, get_thread
 from apps.vector_stores.tool_resources import merged_resources, normalize_tool_resources
 

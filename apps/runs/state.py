@@ -16,7 +16,7 @@ from apps.core import metrics
 from apps.core.models import unix_now
 from apps.runs import events
 from apps.runs.models import TERMINAL_STATUSES, Run, RunStep
-from apps.runs.serializers import render_run, render_step
+from apps.runs.rendering import render_run, render_step
 
 ALLOWED_FROM = {
     "queued": ("requires_action", "in_progress"),  # in_progress: an orphan being resumed
@@ -120,7 +120,7 @@ def finish_open_steps(run: Run, status: str, last_error: dict | None = None, *,
 
 def close_open_messages(run: Run, reason: str, *, publish: bool = True) -> None:
     from apps.threads.models import Message
-    from apps.threads.serializers import render_message
+    from apps.threads.rendering import render_message
 
     for message in Message.objects.filter(run_id=run.pk, status="in_progress"):
         now = unix_now()

@@ -3,7 +3,7 @@ from rest_framework.response import Response
 from apps.core.fields import given
 from apps.core.views import ApiView
 from apps.runs import services
-from apps.runs.serializers import render_run, render_step
+from apps.runs.rendering import render_run, render_step
 from apps.runs.streaming import sse_response
 
 

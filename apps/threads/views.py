@@ -3,7 +3,7 @@ from rest_framework.response import Response
 from apps.core.fields import given
 from apps.core.views import ApiView
 from apps.threads import services
-from apps.threads.serializers import render_message, render_thread
+from apps.threads.rendering import render_message, render_thread
 
 THREAD_FIELDS = ("messages", "metadata", "tool_resources")
 

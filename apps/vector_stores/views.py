@@ -5,8 +5,8 @@ from apps.core.openapi import validate_request
 from apps.core.views import ApiView
 from apps.vector_stores import services
 from apps.vector_stores.models import VectorStore
+from apps.vector_stores.rendering import render_batch, render_store_file, render_vector_store
 from apps.vector_stores.search import bound_filters, bound_queries, rewrite_query, search
-from apps.vector_stores.serializers import render_batch, render_store_file, render_vector_store
 
 
 class VectorStoreListView(ApiView):

@@ -13,7 +13,7 @@ from django.db.models import F, Q
 
 from apps.runs import events
 from apps.runs.models import ACTIVE_STATUSES, Run, RunStep
-from apps.runs.serializers import render_run
+from apps.runs.rendering import render_run
 from apps.threads.models import Message
 
 logger = logging.getLogger(__name__)
