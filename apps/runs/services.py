@@ -140,11 +140,11 @@ def create_thread_and_run(project: Project, *, assistant_id: str, thread: dict |
     with transaction.atomic():
         assistant = get_assistant(project, assistant_id, param="assistant_id")
         run_resources = normalize_tool_resources(project, tool_resources, owner_kind="thread")
-        thread = create_thread(project, messages=thread_fields.get("messages"),
-                               metadata=thread_fields.get("metadata"),
-                               tool_resources=thread_fields.get("tool_resources"))
-        run = _build_run(project, thread, assistant, options, [], run_resources)
-        return _insert_and_enqueue(run, [("thread.created", render_thread(thread))])
+        created = create_thread(project, messages=thread_fields.get("messages"),
+                                metadata=thread_fields.get("metadata"),
+                                tool_resources=thread_fields.get("tool_resources"))
+        run = _build_run(project, created, assistant, options, [], run_resources)
+        return _insert_and_enqueue(run, [("thread.created", render_thread(created))])
 
 
 def get_run(project: Project, thread_id: str, run_id: str) -> Run:
