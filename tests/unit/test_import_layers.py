@@ -125,3 +125,16 @@ def test_queue_routing_has_one_home():
 def test_the_celery_app_needs_nothing_of_the_workers():
     imported = _imported(ROOT / "assistants_project" / "celery.py", set())
     assert not {module for module in imported if module.split(".")[0] == "workers"}
+
+
+def test_services_take_plain_values_not_request_bodies():
+    """Views validate a request against the spec; services never do, so no internal caller has
+    to build a request dict for them (nor pass `validated=True`)."""
+    for path in APPS.glob("*/services.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                    for alias in node.names}
+        assert "validate_request" not in imported, path
+        parameters = {arg.arg for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+                      for arg in node.args.args + node.args.kwonlyargs}
+        assert "validated" not in parameters, path
