@@ -1,6 +1,6 @@
-"""Run and ingest workers load the tokenizer and the model client before the first task
-arrives, so the first run after a (re)start does not pay ~1 s for it. Connected here, beside
-the tasks, so the Celery app itself needs nothing of the workers."""
+"""Celery signal handlers that need the workers' code. They are connected here, beside the
+tasks (workers/tasks.py imports this module), so the Celery app itself imports nothing of the
+workers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from celery.signals import worker_ready
 
 @worker_ready.connect
 def warm_up(sender, **kwargs) -> None:
+    """Run and ingest workers load the tokenizer and the model client before the first task
+    arrives, so the first run after a (re)start does not pay ~1 s for it."""
     queues = set(sender.app.amqp.queues.consume_from or {})
     if not queues & {"runs", "ingest"}:
         return
