@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
 
-from apps.core.errors import PayloadTooLargeError
+from apps.core.errors import InvalidRequestError, PayloadTooLargeError
+from apps.core.openapi import validate_request
 
 
 def too_large(received: int) -> PayloadTooLargeError:
@@ -29,7 +30,7 @@ class LimitedUploadHandler(TemporaryFileUploadHandler):
         return super().receive_data_chunk(raw_data, start)
 
 
-def form_to_request(form) -> dict:
+def _form_to_request(form) -> dict:
     """Rebuild the multipart form as the JSON-shaped CreateFileRequest the spec validates;
     the SDK spells nested fields with brackets (expires_after[anchor])."""
     request: dict = {}
@@ -42,4 +43,15 @@ def form_to_request(form) -> dict:
             request.setdefault("expires_after", {})[inner] = value
         else:
             request[key] = value
+    return request
+
+
+def validated_upload(form, uploaded) -> dict:
+    """The CreateFileRequest an upload's form makes, checked against the spec."""
+    request = _form_to_request(form)
+    if uploaded is None:
+        raise InvalidRequestError("Missing required parameter: 'file'.", param="file",
+                                  code="missing_required_parameter")
+    request["file"] = "<binary>"
+    validate_request("CreateFileRequest", request)
     return request

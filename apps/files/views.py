@@ -4,15 +4,13 @@ from asgiref.sync import sync_to_async
 from django.utils.http import content_disposition_header
 from rest_framework.response import Response
 
-from apps.core.errors import InvalidRequestError
-from apps.core.openapi import validate_request
 from apps.core.pagination import FILES
 from apps.core.parsers import StrictMultiPartParser
 from apps.core.streams import streaming_response
 from apps.core.views import ApiView
 from apps.files import deletion, services
 from apps.files.rendering import render_file
-from apps.files.upload import LimitedUploadHandler, form_to_request
+from apps.files.upload import LimitedUploadHandler, validated_upload
 
 
 class FileListView(ApiView):
@@ -28,12 +26,7 @@ class FileListView(ApiView):
         # to the limit.
         request._request.upload_handlers = [LimitedUploadHandler(request._request)]
         uploaded = request.FILES.get("file")
-        body = form_to_request(request.data)
-        if uploaded is None:
-            raise InvalidRequestError("Missing required parameter: 'file'.", param="file",
-                                      code="missing_required_parameter")
-        body["file"] = "<binary>"
-        validate_request("CreateFileRequest", body)
+        body = validated_upload(request.data, uploaded)
         created = services.create_file(self.project, uploaded=uploaded, purpose=body["purpose"],
                                        expires_after=body.get("expires_after"))
         return Response(render_file(created))
