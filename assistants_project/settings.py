@@ -10,7 +10,6 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from assistants_project import embedded, embedded_models
 from assistants_project.env import (
     env_bool,
     env_choice,
@@ -21,6 +20,7 @@ from assistants_project.env import (
     env_str,
     load_secrets_dir,
 )
+from ops import embedded, embedded_models
 
 load_secrets_dir()
 
@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "apps.runs",
     "apps.vector_stores",
     "apps.playground",
+    "ops",  # manage.py serve and remove_sandboxes
 ]
 
 MIDDLEWARE = [
@@ -229,7 +230,7 @@ METRICS_HOST = env_str("METRICS_HOST", "0.0.0.0")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": RUN_EXPIRY_SECONDS + 300}
 
 # Upstream model provider (any OpenAI-compatible endpoint). With neither LLM_BASE_URL nor
-# LLM_API_KEY, the stack serves an embedded model (assistants_project.embedded_models) and
+# LLM_API_KEY, the stack serves an embedded model (ops.embedded_models) and
 # tells its children where (LLM_EMBEDDED_URL); a key alone means OpenAI.
 LLM_API_KEY = env_str("LLM_API_KEY", "")
 LLM_EMBEDDED_URL = env_str("LLM_EMBEDDED_URL", "")

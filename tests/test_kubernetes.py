@@ -199,7 +199,7 @@ def test_each_trigger_watches_the_list_celery_fills_for_its_queue(rendered, stac
     docs = objects(rendered["production"])
     deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
     routed_queues = {route["queue"] for route in ROUTES.values()}
-    from assistants_project.embedded import celery_broker_url
+    from ops.embedded import celery_broker_url
 
     spare_db = 15
     redis_url = stack.env["REDIS_URL"]
