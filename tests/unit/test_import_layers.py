@@ -138,3 +138,35 @@ def test_services_take_plain_values_not_request_bodies():
         parameters = {arg.arg for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
                       for arg in node.args.args + node.args.kwonlyargs}
         assert "validated" not in parameters, path
+
+
+def _imports_of(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_ops_package_sits_above_the_apps():
+    """The one-machine stack, its embedded servers and `manage.py serve` live in ops/; apps
+    never import it (but `reembed`, which starts the embedded Postgres and model server for
+    itself when `make run` is stopped)."""
+    offenders = {}
+    for name, path in _modules(APPS).items():
+        reached = {module for module in _imports_of(path) if module.split(".")[0] == "ops"}
+        if reached and name != "apps.vector_stores.management.commands.reembed":
+            offenders[name] = reached
+    assert offenders == {}
+    assert not (APPS / "core" / "management" / "commands" / "serve.py").exists()
+    for name in ("stack", "embedded", "supervisor", "model_server", "embedded_models"):
+        assert not (ROOT / "assistants_project" / f"{name}.py").exists(), name
+        assert (ROOT / "ops" / f"{name}.py").exists(), name
+
+
+def test_no_management_command_in_apps_reaches_into_the_workers():
+    for path in APPS.glob("*/management/commands/*.py"):
+        assert not {module for module in _imports_of(path) if module.split(".")[0] == "workers"}, path
