@@ -18,7 +18,9 @@ CHUNK_ENCODING = "cl100k_base"
 
 
 @dataclass
-class Chunk:
+class TextPiece:
+    """One token window of a document's text (stored as an `apps.vector_stores.models.Chunk`)."""
+
     index: int
     text: str
     token_start: int
@@ -40,7 +42,7 @@ def _decode(encoding, tokens: list[int]) -> str:
 
 
 def chunk_text(text: str, max_chunk_size_tokens: int = MAX_CHUNK_SIZE_TOKENS,
-               chunk_overlap_tokens: int = CHUNK_OVERLAP_TOKENS) -> list[Chunk]:
+               chunk_overlap_tokens: int = CHUNK_OVERLAP_TOKENS) -> list[TextPiece]:
     validate_strategy(max_chunk_size_tokens, chunk_overlap_tokens)
     encoding = get_encoding(CHUNK_ENCODING)
     tokens = encoding.encode(text, disallowed_special=())
@@ -51,8 +53,8 @@ def chunk_text(text: str, max_chunk_size_tokens: int = MAX_CHUNK_SIZE_TOKENS,
     start = 0
     while True:
         end = min(start + max_chunk_size_tokens, len(tokens))
-        chunks.append(Chunk(index=len(chunks), text=_decode(encoding, tokens[start:end]),
-                            token_start=start, token_end=end))
+        chunks.append(TextPiece(index=len(chunks), text=_decode(encoding, tokens[start:end]),
+                                token_start=start, token_end=end))
         if end == len(tokens):
             return chunks
         start += step
