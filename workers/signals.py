@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import threading
 
-from celery.signals import worker_ready
+from celery.signals import task_postrun, task_prerun, worker_init, worker_ready
+
+from assistants_project.capacity import pool_name
+from workers import time_limits
 
 
 @worker_ready.connect
@@ -25,3 +28,19 @@ def warm_up(sender, **kwargs) -> None:
         get_encoding("o200k_base")
 
     threading.Thread(target=load, name="warm-up", daemon=True).start()
+
+
+@worker_init.connect
+def arm_time_limits(sender, **kwargs) -> None:
+    """The thread pool ignores Celery's time limits: a watchdog enforces them there."""
+    time_limits.arm(pool_name(sender.pool_cls))
+
+
+@task_prerun.connect
+def watch_time_limits(task=None, **kwargs) -> None:
+    time_limits.task_started(task)
+
+
+@task_postrun.connect
+def release_time_limits(task_id=None, **kwargs) -> None:
+    time_limits.task_ended(task_id)
