@@ -314,6 +314,23 @@ SANDBOX_MAX_SESSIONS_PER_PROJECT = env_int("SANDBOX_MAX_SESSIONS_PER_PROJECT", 8
 # Containers are labelled with this, so deployments sharing a Docker host leave each other be.
 SANDBOX_NAMESPACE = env_str("SANDBOX_NAMESPACE") or hashlib.sha1(REDIS_URL.encode()).hexdigest()[:10]
 
+
+def _hosted_tools_extra() -> dict[str, str]:
+    tools = {}
+    for entry in env_list("HOSTED_TOOLS_EXTRA", []):
+        kind, _, path = (part.strip() for part in entry.partition("="))
+        if not kind.isidentifier() or not kind.islower() or "." not in path or kind in (
+                "function", "code_interpreter", "file_search"):
+            raise ImproperlyConfigured(
+                f"HOSTED_TOOLS_EXTRA: {entry!r} is not `kind=dotted.path.ToolClass` with a new kind")
+        tools[kind] = path
+    return tools
+
+
+# Hosted tools of the deployment's own beside file_search and code_interpreter, as comma-separated
+# `kind=dotted.path.ToolClass` (workers/runs/hosted.py); the API then accepts `{"type": kind}`.
+HOSTED_TOOLS_EXTRA = _hosted_tools_extra()
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 # json: one object a line with the request, project, thread and run ids (apps/core/log_context).
 LOG_FORMAT = env_choice("LOG_FORMAT", "plain", {"plain", "json"})

@@ -203,3 +203,20 @@ def test_code_sent_as_raw_arguments_is_streamed_and_run(http, client, tutor, ups
     assert "".join(d["code_interpreter"].get("input", "") for d in deltas) == "print(1 + 1)"
     message = client.beta.threads.messages.list(thread.id).data[0]
     assert message.content[0].text.value == "It is 2."
+
+
+def test_the_model_is_told_where_input_files_are_and_how_to_link_the_files_it_writes(
+        client, tutor, upstream):
+    # Models other than OpenAI's know neither convention; without the link no file_path appears.
+    data = client.files.create(file=("sales.csv", io.BytesIO(b"month,amount\njan,10\n")),
+                               purpose="assistants")
+    thread = client.beta.threads.create(messages=[{
+        "role": "user", "content": "What is in my file?",
+        "attachments": [{"file_id": data.id, "tools": [{"type": "code_interpreter"}]}]}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=tutor.id,
+                                                    poll_interval_ms=100)
+    assert run.status == "completed", run.last_error
+    system = upstream.last_chat_request()["messages"][0]
+    assert system["role"] == "system" and system["content"].startswith(tutor.instructions)
+    assert "/mnt/data/sales.csv" in system["content"]
+    assert "sandbox:/mnt/data/<name>" in system["content"]

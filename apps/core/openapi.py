@@ -119,9 +119,28 @@ def _bound_integers(node: object) -> None:
             _bound_integers(value)
 
 
+def _admit_hosted_kinds(spec: dict, kinds: list[str]) -> dict:
+    """The deployment's own hosted tools (HOSTED_TOOLS_EXTRA) are tools a request may name, as
+    `{"type": kind}`, and force with tool_choice."""
+    if not kinds:
+        return spec
+    schemas = spec["components"]["schemas"]
+    for request in ("CreateAssistantRequest", "ModifyAssistantRequest", "CreateRunRequest",
+                    "CreateThreadAndRunRequest"):
+        tools = schemas[request]["properties"]["tools"]
+        items = tools["items"] if "items" in tools else tools["anyOf"][0]["items"]
+        # Inline, not a $ref: error messages resolve references in the unpatched document.
+        items["oneOf"].append({"type": "object", "additionalProperties": False, "required": ["type"],
+                               "properties": {"type": {"type": "string", "enum": kinds}}})
+    schemas["AssistantsNamedToolChoice"]["properties"]["type"]["enum"] += kinds
+    return spec
+
+
 @cache
 def _request_spec() -> dict:
-    return _request_patches(load_spec())
+    from django.conf import settings
+
+    return _admit_hosted_kinds(_request_patches(load_spec()), list(settings.HOSTED_TOOLS_EXTRA))
 
 
 def _request_ref(ref: str) -> dict:

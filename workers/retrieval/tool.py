@@ -14,13 +14,7 @@ from apps.runs.models import Run, RunStep
 from apps.vector_stores.search import search
 from apps.vector_stores.services import touch
 from apps.vector_stores.tool_resources import vector_store_ids
-from workers.runs.tools import (
-    Annotator,
-    HostedResult,
-    register_annotator,
-    register_hosted_tool,
-    register_run_preflight,
-)
+from workers.runs.hosted import Annotator, HostedResult, HostedTool
 
 DEFAULT_MAX_RESULTS = 20
 SMALL_MODEL_MAX_RESULTS = 5
@@ -137,6 +131,27 @@ def expired_stores(run: Run) -> str | None:
             "same files and attach it to the thread or assistant.")
 
 
-register_hosted_tool("file_search", run_file_search)
-register_run_preflight(expired_stores)
-register_annotator(Annotator(opener="【", pattern=MARKER, resolve=_citations))
+class FileSearch(HostedTool):
+    kind = "file_search"
+    function_name = "file_search"
+    description = (
+        "Search the user's uploaded files. Give one or more short search queries; results "
+        "come back headed by citation markers like 【0:1†filename】."
+    )
+    parameters = {
+        "type": "object",
+        "properties": {"queries": {"type": "array", "items": {"type": "string"},
+                                   "description": "Search queries."}},
+        "required": ["queries"],
+    }
+    annotator = Annotator(opener="【", pattern=MARKER, resolve=_citations)
+
+    def instructions(self, run: Run) -> str:
+        return ("When you use information from file_search results, cite it by copying the "
+                "result's marker (for example 【0:1†notes.txt】) right after the sentence that uses it.")
+
+    def preflight(self, run: Run) -> str | None:
+        return expired_stores(run)
+
+    def execute(self, run: Run, call_id: str, arguments: str) -> HostedResult:
+        return run_file_search(run, call_id, arguments)

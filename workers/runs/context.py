@@ -15,6 +15,7 @@ from apps.files.models import File
 from apps.runs.models import Run, RunStep
 from apps.threads.images import sniff_image_type
 from apps.threads.models import Message
+from workers.runs.hosted import tool_of_kind
 
 IMAGE_TOKENS = 85
 DEFAULT_CONTEXT_WINDOW = 128_000
@@ -171,7 +172,8 @@ def _tool_exchange(step: RunStep) -> list[dict]:
             output = call["function"].get("output")
         else:
             io = step.tool_io.get(call["id"], {})
-            name = io.get("name", "python" if call["type"] == "code_interpreter" else "file_search")
+            tool = tool_of_kind(call["type"])
+            name = io.get("name") or (tool.function_name if tool is not None else call["type"])
             arguments = io.get("arguments", "{}")
             output = io.get("output")
         assistant_calls.append({"id": call["id"], "type": "function",

@@ -17,15 +17,9 @@ from apps.runs import events, state
 from apps.runs.models import Run
 from workers.runs.call_record import record_model_call
 from workers.runs.context import PromptTooLarge, build_context, context_window
+from workers.runs.hosted import run_tools, tool_for_call
 from workers.runs.model_calls import Completion, Stopped, StreamCallbacks, UpstreamError, stream_completion
-from workers.runs.tools import (
-    HOSTED_HANDLERS,
-    RUN_PREFLIGHTS,
-    extra_instructions,
-    hosted_kind,
-    upstream_tool_choice,
-    upstream_tools,
-)
+from workers.runs.tools import extra_instructions, upstream_tool_choice, upstream_tools
 from workers.runs.writer import TurnWriter, check_fence
 
 logger = logging.getLogger(__name__)
@@ -301,12 +295,10 @@ class RunExecution:
         writer.finish_step(writer.message_step, "completed", usage=usage)
 
     def _finalize_text(self, writer: TurnWriter) -> tuple[list[dict], list[dict]]:
-        from workers.runs.tools import TEXT_FINALIZERS
-
         annotations: list[dict] = []
         extra_parts: list[dict] = []
-        for finalize in TEXT_FINALIZERS:
-            found_annotations, found_parts = finalize(self.run, writer.text)
+        for tool in run_tools(self.run):
+            found_annotations, found_parts = tool.finalize_text(self.run, writer.text)
             annotations += found_annotations
             extra_parts += found_parts
         return annotations, extra_parts
@@ -321,19 +313,14 @@ class RunExecution:
         # task checks its call is still awaited there, and a resumed run finds them.
         writer.save_step(step, "step_details", "tool_io")
         for call in completion.tool_calls:
-            kind = hosted_kind(run, call.name)
+            tool = tool_for_call(run, call.name)
             record = step.step_details["tool_calls"][call.index]
-            if kind is None:
+            if tool is None:
                 record["function"]["arguments"] = call.arguments
                 function_calls.append({"id": record["id"], "type": "function",
                                        "function": {"name": call.name, "arguments": call.arguments}})
                 continue
-            handler = HOSTED_HANDLERS.get(kind)
-            if handler is None:
-                output = f"The {kind} tool is not available on this server."
-                step.tool_io[record["id"]]["output"] = output
-                continue
-            result = handler(run, record["id"], call.arguments)
+            result = tool.execute(run, record["id"], call.arguments)
             step.step_details["tool_calls"][call.index] = {**result.record, "id": record["id"]}
             step.tool_io[record["id"]].update(output=result.model_output, **result.extras)
             writer.publish_tool_outputs(call.index, step.step_details["tool_calls"][call.index])
@@ -397,8 +384,8 @@ def execute_run(run_id: str) -> None:
             state.log_recovery(run_id, "resumed_run_already_answered", attempt)
             state.end_run(run_id, "completed", attempt=attempt)
             return
-        for check in RUN_PREFLIGHTS:
-            problem = check(claimed)
+        for tool in run_tools(claimed):
+            problem = tool.preflight(claimed)
             if problem:
                 fail(run_id, "invalid_prompt", problem, attempt)
                 return

@@ -11,11 +11,18 @@ from functools import cache
 import regex  # installed with tiktoken; unlike `re` it tells a cut-off match from a mismatch
 
 from apps.runs.models import Run
-from workers.runs.tools import ANNOTATORS, Annotator
+from workers.runs.hosted import Annotator, registered
 
 # No marker is longer than this (a citation's file name is at most 255 characters, a sandbox
 # path about as long): an opener followed by more text than this without a marker is plain text.
 HOLD_LIMIT = 600
+
+
+@cache
+def _annotators() -> tuple[Annotator, ...]:
+    # Every tool's markers, whatever the run's tools: text that looks like one is held back
+    # until it is clearly whole or none, as for any run.
+    return tuple(tool.annotator for tool in registered().values() if tool.annotator is not None)
 
 
 class StreamAnnotations:
@@ -26,7 +33,7 @@ class StreamAnnotations:
         """How far the text may go out now: up to the first marker that may still be arriving."""
         hold = len(text)
         window = max(sent, len(text) - HOLD_LIMIT)
-        for annotator in ANNOTATORS:
+        for annotator in _annotators():
             hold = min(hold, _partial_opener(text, sent, annotator.opener))
             position = text.find(annotator.opener, window)
             while position != -1 and position < hold:
@@ -39,7 +46,7 @@ class StreamAnnotations:
     def found(self, run: Run, text: str, start: int, end: int) -> list[dict]:
         """The annotations of the markers that lie in text[start:end], in text order."""
         found = []
-        for number, annotator in enumerate(ANNOTATORS):
+        for number, annotator in enumerate(_annotators()):
             if annotator.opener not in text[start:end]:
                 continue
             for match in annotator.pattern.finditer(text, start, end):

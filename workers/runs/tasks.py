@@ -26,7 +26,6 @@ MAX_RESUMES = 2
 
 @shared_task(name="workers.runs.tasks.execute_run", ignore_result=True, **limits("runs"))
 def execute_run(run_id: str) -> None:
-    from workers.runs import hosted  # noqa: F401 (registers hosted tools)
     from workers.runs.executor import execute_run as execute
 
     execute(run_id)

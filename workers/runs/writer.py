@@ -20,29 +20,11 @@ from apps.runs.models import Run, RunStep
 from apps.runs.rendering import render_step
 from apps.threads.models import Message
 from apps.threads.rendering import render_message
+from workers.runs.hosted import CallStream, tool_for_call, tool_of_kind
 from workers.runs.model_calls import ToolCallOut
-from workers.runs.partial_json import StreamedStringField
 from workers.runs.stream_annotations import StreamAnnotations
-from workers.runs.tools import hosted_kind
 
 FLUSH_SECONDS = 1.0
-
-
-class _RawCode:
-    """Code sent as the arguments themselves, read the way StreamedStringField reads JSON."""
-
-    def __init__(self) -> None:
-        self._parts: list[str] = []
-
-    @property
-    def value(self) -> str:
-        if len(self._parts) > 1:
-            self._parts = ["".join(self._parts)]
-        return self._parts[0] if self._parts else ""
-
-    def feed(self, fragment: str) -> str:
-        self._parts.append(fragment)
-        return fragment
 
 
 def held_by(run: Run) -> Exists:
@@ -74,8 +56,7 @@ class TurnWriter:
         self._last_flush = time.monotonic()
         self._call_ids: dict[int, str] = {}
         self._calls: dict[int, ToolCallOut] = {}
-        self._code_readers: dict[int, StreamedStringField | _RawCode] = {}
-        self._code_leading: dict[int, str] = {}
+        self._streams: dict[int, CallStream] = {}  # hosted calls' arguments as they arrive
         self._handed_over: set[int] = set()
         self._sent = 0  # how much of the text went out in deltas
         self.annotations: list[dict] = []  # those that went out, in text order
@@ -242,46 +223,30 @@ class TurnWriter:
         if self.tool_step is None:
             self.tool_step = self._new_step("tool_calls", {"type": "tool_calls", "tool_calls": []})
         step = self.tool_step
-        kind = hosted_kind(self.run, call.name) or "function"
-        first = call.index not in self._call_ids
-        if first:
+        tool = tool_for_call(self.run, call.name)
+        if call.index not in self._call_ids:
             self._call_ids[call.index] = new_id("call")
             call_id = self._call_ids[call.index]
-            if kind == "function":
+            if tool is None:
                 record = {"id": call_id, "type": "function",
                           "function": {"name": call.name, "arguments": "", "output": None}}
-            elif kind == "code_interpreter":
-                record = {"id": call_id, "type": "code_interpreter",
-                          "code_interpreter": {"input": "", "outputs": []}}
             else:
-                record = {"id": call_id, "type": "file_search", "file_search": {}}
+                record = tool.initial_record(call_id)
+                self._streams[call.index] = tool.call_stream()
             step.step_details["tool_calls"].append(record)
             step.tool_io[call_id] = {"name": call.name, "arguments": ""}
             self._step_delta(step, {"type": "tool_calls", "tool_calls": [{"index": call.index, **record}]})
         self._calls[call.index] = call
-        if kind == "function" and fragment:
-            self._step_delta(step, {"type": "tool_calls", "tool_calls": [
-                {"index": call.index, "type": "function", "function": {"arguments": fragment}}]})
-        elif kind == "code_interpreter" and fragment:
-            code = self._code_delta(call.index, fragment)
-            if code:
-                self._step_delta(step, {"type": "tool_calls", "tool_calls": [
-                    {"index": call.index, "type": "code_interpreter",
-                     "code_interpreter": {"input": code}}]})
-
-    def _code_delta(self, index: int, fragment: str) -> str:
-        """The code a fragment adds. Models mostly send {"code": "..."}; some send the code
-        itself as the arguments: the first character that is not a space tells which."""
-        reader = self._code_readers.get(index)
-        if reader is None:
-            if not fragment.strip():
-                self._code_leading[index] = self._code_leading.get(index, "") + fragment
-                return ""
-            leading = self._code_leading.pop(index, "")
-            reader = self._code_readers[index] = (
-                StreamedStringField("code") if fragment.lstrip().startswith("{") else _RawCode())
-            fragment = leading + fragment
-        return reader.feed(fragment)
+        if not fragment:
+            return
+        if tool is None:
+            delta = {"type": "function", "function": {"arguments": fragment}}
+        else:
+            body = self._streams[call.index].feed(fragment)
+            if body is None:
+                return
+            delta = {"type": tool.kind, **body}
+        self._step_delta(step, {"type": "tool_calls", "tool_calls": [{"index": call.index, **delta}]})
 
     def _sync_calls(self) -> None:
         """The arguments and code so far into the step's records. Done when the step is saved,
@@ -300,8 +265,8 @@ class TurnWriter:
         record = step.step_details["tool_calls"][index]
         if record["type"] == "function":
             record["function"]["arguments"] = call.arguments
-        elif record["type"] == "code_interpreter" and index in self._code_readers:
-            record["code_interpreter"]["input"] = self._code_readers[index].value
+        elif index in self._streams:
+            self._streams[index].sync(record)
 
     def save_progress(self) -> None:
         """What the turn wrote so far, before the run ends early and its rows are closed."""
@@ -310,17 +275,13 @@ class TurnWriter:
         if self.tool_step is not None:
             self.save_step(self.tool_step, "step_details", "tool_io")
 
-    def call_id(self, index: int) -> str:
-        return self._call_ids[index]
-
     def publish_tool_outputs(self, index: int, record: dict) -> None:
         """A hosted tool's results, sent once it is done (the executor saves the step next)."""
         self._sync_call(index)
         self._handed_over.add(index)
-        if record["type"] == "code_interpreter":
-            outputs = [{"index": i, **o} for i, o in enumerate(record["code_interpreter"]["outputs"])]
-            delta = {"index": index, "type": "code_interpreter",
-                     "code_interpreter": {"outputs": outputs}}
-        else:
+        tool = tool_of_kind(record["type"])
+        body = tool.output_delta(record) if tool is not None else None
+        if body is None:
             return
-        self._step_delta(self.tool_step, {"type": "tool_calls", "tool_calls": [delta]})
+        self._step_delta(self.tool_step, {"type": "tool_calls", "tool_calls": [
+            {"index": index, "type": record["type"], **body}]})

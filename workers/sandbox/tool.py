@@ -5,6 +5,7 @@ the message, and `sandbox:/mnt/data/...` links in the answer become `file_path` 
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import time
 from collections.abc import Callable
@@ -14,15 +15,9 @@ from django.conf import settings
 from apps.core.redis_client import block_seconds, get_redis
 from apps.runs import state
 from apps.runs.models import Run, RunStep
-from workers.runs.partial_json import string_field
-from workers.runs.tools import (
-    Annotator,
-    HostedResult,
-    register_annotator,
-    register_hosted_tool,
-    register_text_finalizer,
-)
-from workers.sandbox.tasks import reply_key
+from workers.runs.hosted import Annotator, CallStream, HostedResult, HostedTool
+from workers.runs.partial_json import StreamedStringField, string_field
+from workers.sandbox.tasks import _input_files, reply_key
 
 SANDBOX_LINK = re.compile(r"sandbox:(/mnt/data/[^\s)\]\"'>]+)")
 
@@ -123,6 +118,88 @@ def _written_files(run: Run) -> Callable[[re.Match[str]], dict | None]:
     return annotate
 
 
-register_hosted_tool("code_interpreter", run_code)
-register_text_finalizer(attach_images)
-register_annotator(Annotator(opener="sandbox:", pattern=SANDBOX_LINK, resolve=_written_files))
+class _RawCode:
+    """Code sent as the arguments themselves, read the way StreamedStringField reads JSON."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+
+    @property
+    def value(self) -> str:
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    def feed(self, fragment: str) -> str:
+        self._parts.append(fragment)
+        return fragment
+
+
+class CodeStream(CallStream):
+    """The code of a call as it streams, shown as the step's `input`. Models mostly send
+    {"code": "..."}; some send the code itself as the arguments: the first character that is
+    not a space tells which."""
+
+    def __init__(self) -> None:
+        self._reader: StreamedStringField | _RawCode | None = None
+        self._leading = ""
+
+    def feed(self, fragment: str) -> dict | None:
+        if self._reader is None:
+            if not fragment.strip():
+                self._leading += fragment
+                return None
+            self._reader = StreamedStringField("code") if fragment.lstrip().startswith("{") else _RawCode()
+            fragment, self._leading = self._leading + fragment, ""
+        code = self._reader.feed(fragment)
+        return {"code_interpreter": {"input": code}} if code else None
+
+    def sync(self, record: dict) -> None:
+        if self._reader is not None:
+            record["code_interpreter"]["input"] = self._reader.value
+
+
+class CodeInterpreter(HostedTool):
+    kind = "code_interpreter"
+    function_name = "python"
+    description = (
+        "Run Python code in a stateful Jupyter-like sandbox (numpy, pandas, matplotlib "
+        "available). Files the user attached are in /mnt/data; save files you create there. "
+        "Printed output and the last expression's value are returned. No internet access."
+    )
+    parameters = {
+        "type": "object",
+        "properties": {"code": {"type": "string", "description": "The Python code to run."}},
+        "required": ["code"],
+    }
+    annotator = Annotator(opener="sandbox:", pattern=SANDBOX_LINK, resolve=_written_files)
+
+    def instructions(self, run: Run) -> str:
+        # OpenAI's models know this convention; others must be told, or no file_path appears.
+        from apps.files.models import File
+
+        # Named as the sandbox places them (workers/sandbox/tasks._sync_inputs).
+        names = sorted({posixpath.basename(name) or pk for name, pk in File.objects.filter(
+            project_id=run.project_id, pk__in=_input_files(run)).values_list("filename", "pk")})
+        listed = ("The user's files: " + ", ".join(f"/mnt/data/{name}" for name in names) + ". "
+                  if names else "")
+        return ("The python tool's files are in /mnt/data: a file the user gave is at "
+                f"/mnt/data/<name>. {listed}When your code writes a file for the user, save it in "
+                "/mnt/data and link it in your answer as sandbox:/mnt/data/<name>, for example "
+                "[report.csv](sandbox:/mnt/data/report.csv).")
+
+    def execute(self, run: Run, call_id: str, arguments: str) -> HostedResult:
+        return run_code(run, call_id, arguments)
+
+    def initial_record(self, call_id: str) -> dict:
+        return {"id": call_id, "type": "code_interpreter", "code_interpreter": {"input": "", "outputs": []}}
+
+    def call_stream(self) -> CallStream:
+        return CodeStream()
+
+    def output_delta(self, record: dict) -> dict | None:
+        outputs = [{"index": i, **o} for i, o in enumerate(record["code_interpreter"]["outputs"])]
+        return {"code_interpreter": {"outputs": outputs}}
+
+    def finalize_text(self, run: Run, text: str) -> tuple[list[dict], list[dict]]:
+        return attach_images(run, text)
