@@ -17,14 +17,15 @@ from celery.signals import (  # noqa: E402
     task_postrun,
     task_prerun,
     worker_init,
-    worker_ready,
-    worker_shutting_down,
 )
+
+from apps.core.queue import ROUTES  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
 
 app = Celery("assistants")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_routes = ROUTES  # beat's periodic tasks; apps send through apps.core.queue
 app.autodiscover_tasks(["workers"], related_name="tasks")
 
 
@@ -55,36 +56,6 @@ def check_capacity(sender, **kwargs) -> None:
                               settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"], queues)
     except ImproperlyConfigured as error:
         raise SystemExit(f"ImproperlyConfigured: {error}") from error
-
-
-@worker_shutting_down.connect
-def hand_back_runs(**kwargs) -> None:
-    """SIGTERM (a rollout, a scale-in): Celery stops taking tasks and this worker's runs are
-    handed back to the queue (workers/runs/handback.py). Runs inside the signal handler, so it
-    only notes the time; the module is loaded with the tasks, long before."""
-    from workers.runs import handback
-
-    handback.begin_drain()
-
-
-@worker_ready.connect
-def warm_up(sender, **kwargs) -> None:
-    """Run and ingest workers load the tokenizer and the model client before the first task
-    arrives, so the first run after a (re)start does not pay ~1 s for it."""
-    import threading
-
-    queues = set(sender.app.amqp.queues.consume_from or {})
-    if not queues & {"runs", "ingest"}:
-        return
-
-    def load() -> None:
-        import openai  # noqa: F401
-
-        from workers.tokenization import get_encoding
-
-        get_encoding("o200k_base")
-
-    threading.Thread(target=load, name="warm-up", daemon=True).start()
 
 
 @before_task_publish.connect
@@ -145,26 +116,3 @@ def count_ingest_end(task_id=None, task=None, **kwargs) -> None:
         from apps.core import metrics
 
         metrics.ingest_task_ended(task_id)
-
-
-@worker_init.connect
-def arm_time_limits(sender, **kwargs) -> None:
-    """The thread pool ignores Celery's time limits: a watchdog enforces them there."""
-    from assistants_project.capacity import pool_name
-    from workers import time_limits
-
-    time_limits.arm(pool_name(sender.pool_cls))
-
-
-@task_prerun.connect
-def watch_time_limits(task=None, **kwargs) -> None:
-    from workers import time_limits
-
-    time_limits.task_started(task)
-
-
-@task_postrun.connect
-def release_time_limits(task_id=None, **kwargs) -> None:
-    from workers import time_limits
-
-    time_limits.task_ended(task_id)

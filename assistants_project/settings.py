@@ -10,7 +10,6 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from assistants_project import embedded, embedded_models
 from assistants_project.env import (
     env_bool,
     env_choice,
@@ -21,6 +20,7 @@ from assistants_project.env import (
     env_str,
     load_secrets_dir,
 )
+from ops import embedded, embedded_models
 
 load_secrets_dir()
 
@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "apps.runs",
     "apps.vector_stores",
     "apps.playground",
+    "ops",  # manage.py serve and remove_sandboxes
 ]
 
 MIDDLEWARE = [
@@ -183,15 +184,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "runs"
 CELERY_IMPORTS = ["workers.tasks"]
-CELERY_TASK_ROUTES = {
-    # The sweepers must run even when every ingest worker is busy with a slow file.
-    "workers.ingest.tasks.expire_vector_stores": {"queue": "runs"},
-    "workers.files.tasks.*": {"queue": "runs"},
-    "workers.sandbox.file_tasks.*": {"queue": "sandbox"},
-    "workers.runs.tasks.*": {"queue": "runs"},
-    "workers.ingest.tasks.*": {"queue": "ingest"},
-    "workers.sandbox.tasks.*": {"queue": "sandbox"},
-}
+# Queue routing has one home, apps/core/queue.py (assistants_project/celery.py installs it).
 CELERY_BEAT_SCHEDULER = "workers.scheduler:SingletonScheduler"
 CELERY_BEAT_SCHEDULE = {
     # A sweep nobody ran in time is dropped, not piled up: after an outage the workers start
@@ -245,7 +238,7 @@ METRICS_HOST = env_str("METRICS_HOST", "0.0.0.0")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": RUN_EXPIRY_SECONDS + 300}
 
 # Upstream model provider (any OpenAI-compatible endpoint). With neither LLM_BASE_URL nor
-# LLM_API_KEY, the stack serves an embedded model (assistants_project.embedded_models) and
+# LLM_API_KEY, the stack serves an embedded model (ops.embedded_models) and
 # tells its children where (LLM_EMBEDDED_URL); a key alone means OpenAI.
 LLM_API_KEY = env_str("LLM_API_KEY", "")
 LLM_EMBEDDED_URL = env_str("LLM_EMBEDDED_URL", "")

@@ -19,7 +19,7 @@ import warnings  # noqa: E402
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-from assistants_project.stack import Stack  # noqa: E402
+from ops.stack import Stack  # noqa: E402
 from tests.fake_upstream import FakeUpstream  # noqa: E402
 
 

@@ -27,7 +27,7 @@ def _document(megabytes: int) -> str:
 
 
 def main() -> None:
-    from assistants_project.embedded import start_postgres
+    from ops.embedded import start_postgres
 
     start_postgres(Path(os.environ["DATA_DIR"]))
     import django

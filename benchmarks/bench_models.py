@@ -17,8 +17,8 @@ sys.path.insert(0, str(BASE_DIR))
 
 import openai  # noqa: E402
 
-from assistants_project import embedded_models  # noqa: E402
 from benchmarks._stack import percentile  # noqa: E402
+from ops import embedded_models  # noqa: E402
 
 QUESTIONS = [
     "What is the capital of France?",

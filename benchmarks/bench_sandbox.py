@@ -34,7 +34,7 @@ def _report(label: str, seconds: list[float]) -> None:
 def main() -> None:
     import redis
 
-    from assistants_project.embedded import start_redis
+    from ops.embedded import start_redis
     from workers.sandbox.manager import SandboxConfig, SandboxManager
 
     image = _image()

@@ -27,7 +27,7 @@ def _connect(data_dir: Path):
     import psycopg
     from pgvector.psycopg import register_vector
 
-    from assistants_project.embedded import start_postgres
+    from ops.embedded import start_postgres
 
     url = start_postgres(data_dir, "search_bench")
     connection = psycopg.connect(url, autocommit=True)

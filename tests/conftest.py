@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from assistants_project import embedded
-from assistants_project.stack import Stack
+from ops import embedded
+from ops.stack import Stack
 from tests.support.schema_check import SchemaRecorder
 
 BASE_DIR = Path(__file__).resolve().parent.parent

@@ -20,9 +20,9 @@ import psycopg
 import pytest
 import yaml
 
-from apps.core.banner import upstream_problem
-from assistants_project import embedded_models
-from assistants_project.stack import Stack
+from ops import embedded_models
+from ops.banner import upstream_problem
+from ops.stack import Stack
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Every LLM/embeddings setting empty, whatever the caller's environment holds: a newcomer's run.
@@ -205,7 +205,7 @@ def test_the_compose_llm_profile_runs_the_same_model_server():
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
     llm = services["llm"]
-    assert llm["command"][:3] == ["python", "-m", "assistants_project.model_server"]
+    assert llm["command"][:3] == ["python", "-m", "ops.model_server"]
     assert {"--chat", "--embeddings"} <= set(llm["command"]) and llm["build"]["args"]["WITH_MODELS"] == "1"
     assert "healthcheck" in llm
     environment = services["worker-runs"]["environment"]

@@ -210,12 +210,13 @@ def test_each_trigger_watches_the_list_celery_fills_for_its_queue(rendered, stac
     no worker reads and looking at which list grew."""
     import redis
     from celery import Celery
-    from django.conf import settings
+
+    from apps.core.queue import ROUTES
 
     docs = objects(rendered["production"])
     deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
-    routed_queues = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
-    from assistants_project.embedded import celery_broker_url
+    routed_queues = {route["queue"] for route in ROUTES.values()}
+    from ops.embedded import celery_broker_url
 
     spare_db = 15
     redis_url = stack.env["REDIS_URL"]
@@ -225,7 +226,7 @@ def test_each_trigger_watches_the_list_celery_fills_for_its_queue(rendered, stac
         redis_url = redis_url.rsplit("/", 1)[0] + f"/{spare_db}"
     broker = celery_broker_url(redis_url)
     app = Celery("probe", broker=broker)
-    app.conf.task_routes = settings.CELERY_TASK_ROUTES
+    app.conf.task_routes = ROUTES
     spare = redis.Redis.from_url(redis_url)
     spare.flushdb()
     try:
@@ -236,7 +237,7 @@ def test_each_trigger_watches_the_list_celery_fills_for_its_queue(rendered, stac
             assert queue in routed_queues
             list_name = scaled["spec"]["triggers"][0]["metadata"]["listName"]
             before = spare.llen(list_name)
-            task = next(name for name, route in settings.CELERY_TASK_ROUTES.items() if route["queue"] == queue)
+            task = next(name for name, route in ROUTES.items() if route["queue"] == queue)
             app.send_task(task.replace("*", "probe"), args=["probe"], queue=queue)
             assert spare.llen(list_name) == before + 1, (queue, list_name, spare.keys())
     finally:

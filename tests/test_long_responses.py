@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx2
 import pytest
 
-from assistants_project.stack import Stack
+from ops.stack import Stack
 
 STREAMS = 24  # more than the web process's 20 pooled connections
 

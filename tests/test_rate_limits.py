@@ -154,7 +154,7 @@ def test_the_defaults_are_the_faqs(stack, faq_web):
 
 
 def test_a_redis_outage_fails_open(stack, orm, tmp_path):
-    from assistants_project import embedded
+    from ops import embedded
 
     redis_process, redis_url = embedded.start_redis(tmp_path / "limits-redis")
     env = {**stack.env, "RATE_LIMIT_REDIS_URL": redis_url}

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from assistants_project.stack import Stack
+from ops.stack import Stack
 from tests.conftest import _free_port, make_client, new_project_key
 from tests.fake_upstream import Reply
 

@@ -93,6 +93,18 @@ class ApiKey(models.Model):
         return key, raw
 
 
+class ProjectQuerySet(models.QuerySet):
+    """Rows owned by a project. Services read a caller's objects only through `restrict`, so
+    the project filter has one spelling and an endpoint cannot leave it out (netbox's idea)."""
+
+    def restrict(self, project: Project) -> ProjectQuerySet:
+        return self.filter(project=project)
+
+    def owned(self, project: Project, pk: str):
+        """The caller's object `pk`, or None when it does not exist in their project."""
+        return self.restrict(project).filter(pk=pk).first()
+
+
 class ProjectScoped(models.Model):
     """Fields every stored API object shares: public id, owner, creation time, metadata."""
 
@@ -100,6 +112,8 @@ class ProjectScoped(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     created_ns = models.BigIntegerField(default=monotonic_ns, editable=False)
     metadata = models.JSONField(default=dict, blank=True)
+
+    objects = ProjectQuerySet.as_manager()
 
     id_kind: str = ""
 

@@ -52,13 +52,13 @@ def _redis() -> dict:
 
 
 def _workers() -> dict:
-    from assistants_project.celery import app
+    from apps.core.queue import served_queues
 
     try:
-        replies = app.control.inspect(timeout=1.0).active_queues() or {}
+        replies = served_queues(timeout=1.0)
     except Exception:  # noqa: BLE001
         return _failed("workers", "the workers could not be asked (is the broker reachable?)")
-    served = {queue["name"] for queues in replies.values() for queue in queues}
+    served = {queue for queues in replies.values() for queue in queues}
     missing = [queue for queue in WORKER_QUEUES if queue not in served]
     return {"ok": not missing, "workers": sorted(replies), "missing_queues": missing}
 

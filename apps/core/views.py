@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import JsonResponse
 from rest_framework.views import APIView
 
@@ -9,6 +10,7 @@ from apps.core import guard
 from apps.core.errors import InvalidRequestError
 from apps.core.idempotency import Replay
 from apps.core.models import Project
+from apps.core.openapi import validate_request
 from apps.core.pagination import STANDARD, ListRules, paginate
 from apps.core.parsers import reject_unstorable_params
 
@@ -93,6 +95,16 @@ class ApiView(APIView):
         """The parsed JSON body; an absent body is an empty object."""
         data = self.request.data
         return {} if data is None else data
+
+    def validated(self, schema_name: str) -> dict:
+        """The body, checked against the spec's request schema (a 400 naming the field)."""
+        body = self.body()
+        validate_request(schema_name, body)
+        return body
+
+    def poll_headers(self) -> dict[str, str]:
+        """How soon a client polling an object still in progress should ask again."""
+        return {"openai-poll-after-ms": str(settings.POLL_AFTER_MS)}
 
 
 def healthz(request) -> JsonResponse:

@@ -1,4 +1,5 @@
-"""Files: store uploads, resolve references, delete everywhere they are used."""
+"""Files: store uploads and tool outputs, resolve references. Deleting one (everywhere it is
+used) is apps/files/deletion.py."""
 
 from __future__ import annotations
 
@@ -7,12 +8,10 @@ import time
 from collections.abc import Iterable
 
 from django.core.files import File as DjangoFile
-from django.db import transaction
 from django.db.models import Sum
 
-from apps.core.errors import InvalidRequestError, NotFoundError, not_found
+from apps.core.errors import InvalidRequestError, not_found
 from apps.core.models import Project
-from apps.core.openapi import validate_request
 from apps.core.quotas import refuse_storage, storage_limit
 from apps.files.models import File
 
@@ -20,7 +19,7 @@ UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "e
 
 
 def get_file(project: Project, file_id: str) -> File:
-    file = File.objects.filter(project=project, pk=file_id).first()
+    file = File.objects.owned(project, file_id)
     if file is None:
         raise not_found("file", file_id)
     return file
@@ -30,7 +29,7 @@ def require_files(project: Project, file_ids: Iterable[str], param: str, item: s
     """Referenced files must exist in the caller's project. A refusal names the list entry as
     the caller wrote it: `file_ids[2]`, or `files[2].file_id` with `item=".file_id"`."""
     wanted = list(file_ids)
-    found = set(File.objects.filter(project=project, pk__in=set(wanted)).values_list("pk", flat=True))
+    found = set(File.objects.restrict(project).filter(pk__in=set(wanted)).values_list("pk", flat=True))
     for index, file_id in enumerate(wanted):
         if file_id not in found:
             name = f"{param}[{index}]{item}"
@@ -40,40 +39,19 @@ def require_files(project: Project, file_ids: Iterable[str], param: str, item: s
 
 def require_file(project: Project, file_id: str, param: str) -> None:
     """One referenced file (a scalar `file_id`: its name has no index)."""
-    if not File.objects.filter(project=project, pk=file_id).exists():
+    if not File.objects.restrict(project).filter(pk=file_id).exists():
         raise InvalidRequestError(f"Invalid '{param}': no file found with id '{file_id}'.",
                                   param=param)
 
 
-def _form_to_request(form) -> dict:
-    """Rebuild the multipart form as the JSON-shaped CreateFileRequest the spec validates;
-    the SDK spells nested fields with brackets (expires_after[anchor])."""
-    request: dict = {}
-    for key in form:
-        value = form.get(key)
-        if key.startswith("expires_after[") and key.endswith("]"):
-            inner = key[len("expires_after["):-1]
-            if inner == "seconds" and isinstance(value, str) and value.lstrip("-").isdigit():
-                value = int(value)
-            request.setdefault("expires_after", {})[inner] = value
-        else:
-            request[key] = value
-    return request
-
-
-def create_file(project: Project, form, uploaded) -> File:
-    request = _form_to_request(form)
-    if uploaded is None:
-        raise InvalidRequestError("Missing required parameter: 'file'.", param="file",
-                                  code="missing_required_parameter")
-    request["file"] = "<binary>"
-    validate_request("CreateFileRequest", request)
+def create_file(project: Project, *, uploaded, purpose: str,
+                expires_after: dict | None = None) -> File:
+    """Store an upload (`uploaded`: Django's UploadedFile) checked against the storage quota."""
     check_storage_quota(project, uploaded.size)
-    expires_after = request.get("expires_after")
     created = File(
         project=project,
         filename=uploaded.name or "upload",
-        purpose=request["purpose"],
+        purpose=purpose,
         bytes=uploaded.size,
         mime_type=uploaded.content_type
         or mimetypes.guess_type(uploaded.name or "")[0]
@@ -88,7 +66,7 @@ def create_file(project: Project, form, uploaded) -> File:
 
 
 def storage_used(project: Project) -> int:
-    return File.objects.filter(project=project).aggregate(total=Sum("bytes"))["total"] or 0
+    return File.objects.restrict(project).aggregate(total=Sum("bytes"))["total"] or 0
 
 
 def check_storage_quota(project: Project, incoming: int) -> None:
@@ -114,51 +92,8 @@ def create_output_file(project: Project, filename: str, data: bytes, mime_type: 
     return created
 
 
-def delete_file(project: Project, file_id: str) -> str:
-    from apps.assistants.services import forget_file as forget_in_assistants
-    from apps.threads.services import forget_file as forget_in_threads
-    from apps.vector_stores.services import lock_store_files
-
-    file = get_file(project, file_id)
-    with transaction.atomic():
-        lock_store_files(file=file)
-        forget_in_assistants(project, file.pk)
-        forget_in_threads(project, file.pk)
-        storage_name = file.content.name
-        storage = file.content.storage
-        file.delete()
-        if storage_name:
-            transaction.on_commit(lambda: storage.delete(storage_name))
-        transaction.on_commit(lambda: _leave_sandboxes(file_id))
-    return file_id
-
-
-def _leave_sandboxes(file_id: str) -> None:
-    """Sandboxes holding a copy of the file (an input placed in /mnt/data, or the file a run
-    wrote there) lose it now, not when their session ends."""
-    from apps.core.redis_client import get_redis
-    from assistants_project.celery import app
-    from workers.sandbox.manager import holding_key
-
-    if get_redis().exists(holding_key(file_id)):
-        app.send_task("workers.sandbox.file_tasks.forget_file", args=[file_id], queue="sandbox")
-
-
-def expire_due_files(now: int | None = None) -> int:
-    """Beat: files past their `expires_after` are deleted as a DELETE would, their vector store
-    chunks and sandbox copies included."""
-    due = list(File.objects.filter(expires_at__lte=now or int(time.time()))
-               .values_list("project_id", "pk")[:500])
-    for project_id, file_id in due:
-        try:
-            delete_file(Project(pk=project_id), file_id)
-        except NotFoundError:
-            continue  # deleted meanwhile
-    return len(due)
-
-
 def list_files(project: Project, purpose: str | None):
-    queryset = File.objects.filter(project=project)
+    queryset = File.objects.restrict(project)
     if purpose:
         queryset = queryset.filter(purpose=purpose)
     return queryset

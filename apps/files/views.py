@@ -8,9 +8,9 @@ from apps.core.pagination import FILES
 from apps.core.parsers import StrictMultiPartParser
 from apps.core.streams import streaming_response
 from apps.core.views import ApiView
-from apps.files import services
-from apps.files.serializers import render_file
-from apps.files.upload import LimitedUploadHandler
+from apps.files import deletion, services
+from apps.files.rendering import render_file
+from apps.files.upload import LimitedUploadHandler, validated_upload
 
 
 class FileListView(ApiView):
@@ -26,7 +26,9 @@ class FileListView(ApiView):
         # to the limit.
         request._request.upload_handlers = [LimitedUploadHandler(request._request)]
         uploaded = request.FILES.get("file")
-        created = services.create_file(self.project, request.data, uploaded)
+        body = validated_upload(request.data, uploaded)
+        created = services.create_file(self.project, uploaded=uploaded, purpose=body["purpose"],
+                                       expires_after=body.get("expires_after"))
         return Response(render_file(created))
 
 
@@ -35,7 +37,7 @@ class FileDetailView(ApiView):
         return Response(render_file(services.get_file(self.project, file_id)))
 
     def delete(self, request, file_id: str):
-        deleted_id = services.delete_file(self.project, file_id)
+        deleted_id = deletion.delete_file(self.project, file_id)
         return Response({"id": deleted_id, "object": "file", "deleted": True})
 
 

@@ -77,6 +77,12 @@ class Run(ProjectScoped):
         return usage_of(self.prompt_tokens, self.completion_tokens)
 
 
+def active_run_id(thread_id: str) -> str | None:
+    """The thread's active run, if any (the constraint above allows one at most)."""
+    return (Run.objects.filter(thread_id=thread_id, status__in=ACTIVE_STATUSES)
+            .values_list("pk", flat=True).first())
+
+
 class RunStep(ProjectScoped):
     id_kind = "step"
 

@@ -10,33 +10,28 @@ from django.db import IntegrityError, transaction
 
 from apps.assistants.models import Assistant
 from apps.assistants.services import get_assistant
-from apps.assistants.tool_resources import normalize_tool_resources
 from apps.core.errors import InvalidRequestError, not_found
+from apps.core.fields import UNSET
 from apps.core.models import Project, unix_now
-from apps.core.openapi import validate_request
+from apps.core.queue import RUN_TASK, enqueue
 from apps.runs import events, state
-from apps.runs.models import ACTIVE_STATUSES, Run, RunStep
-from apps.runs.serializers import FILE_SEARCH_CONTENT, render_run, render_step
+from apps.runs.models import Run, RunStep, active_run_id
+from apps.runs.rendering import FILE_SEARCH_CONTENT, render_run, render_step
 from apps.threads.models import Thread
-from apps.threads.serializers import render_thread
+from apps.threads.rendering import render_thread
 from apps.threads.services import add_run_messages, create_thread, get_thread
+from apps.vector_stores.tool_resources import merged_resources, normalize_tool_resources
 
-RUN_TASK = "workers.runs.tasks.execute_run"
 _OVERRIDABLE = ("model", "tools", "temperature", "top_p", "response_format", "reasoning_effort")
-
-
-def active_run_id(thread: Thread) -> str | None:
-    return (
-        Run.objects.filter(thread=thread, status__in=ACTIVE_STATUSES)
-        .values_list("pk", flat=True)
-        .first()
-    )
+# The run options a create request may give (besides assistant_id, additional_messages, and
+# for create-thread-and-run its thread and tool_resources).
+RUN_FIELDS = (*_OVERRIDABLE, "instructions", "additional_instructions", "metadata",
+              "max_prompt_tokens", "max_completion_tokens", "truncation_strategy", "tool_choice",
+              "parallel_tool_calls")
 
 
 def enqueue_run(run_id: str) -> None:
-    from assistants_project.celery import app
-
-    app.send_task(RUN_TASK, args=[run_id], queue="runs")
+    enqueue(RUN_TASK, run_id)
 
 
 def _validate_include(include: list[str]) -> list[str]:
@@ -47,21 +42,6 @@ def _validate_include(include: list[str]) -> list[str]:
                 param="include", code="invalid_value",
             )
     return list(include)
-
-
-def _merged_resources(*sources: dict | None) -> dict:
-    file_ids: list[str] = []
-    store_ids: list[str] = []
-    for source in sources:
-        source = source or {}
-        file_ids += (source.get("code_interpreter") or {}).get("file_ids") or []
-        store_ids += (source.get("file_search") or {}).get("vector_store_ids") or []
-    merged: dict = {}
-    if file_ids:
-        merged["code_interpreter"] = {"file_ids": list(dict.fromkeys(file_ids))}
-    if store_ids:
-        merged["file_search"] = {"vector_store_ids": list(dict.fromkeys(store_ids))}
-    return merged
 
 
 def _build_run(project: Project, thread: Thread, assistant: Assistant, body: dict,
@@ -83,7 +63,7 @@ def _build_run(project: Project, thread: Thread, assistant: Assistant, body: dic
         tool_choice=body.get("tool_choice") or "auto",
         parallel_tool_calls=body.get("parallel_tool_calls", True) is not False,
         include=include,
-        tool_resources=_merged_resources(assistant.tool_resources, thread.tool_resources,
+        tool_resources=merged_resources(assistant.tool_resources, thread.tool_resources,
                                          run_resources),
         expires_at=unix_now() + settings.RUN_EXPIRY_SECONDS,
     )
@@ -124,7 +104,7 @@ def _insert_and_enqueue(run: Run, opening_events: list[tuple[str, dict]]) -> Run
             run.save()
     except IntegrityError:
         raise InvalidRequestError(
-            f"Thread {run.thread_id} already has an active run {active_run_id(run.thread)}."
+            f"Thread {run.thread_id} already has an active run {active_run_id(run.thread_id)}."
         ) from None
     snapshot = render_run(run)
     opening = [*opening_events, ("thread.run.created", snapshot), ("thread.run.queued", snapshot)]
@@ -137,35 +117,39 @@ def _insert_and_enqueue(run: Run, opening_events: list[tuple[str, dict]]) -> Run
     return run
 
 
-def create_run(project: Project, thread_id: str, body: dict, include: list[str]) -> Run:
-    validate_request("CreateRunRequest", body)
+def create_run(project: Project, thread_id: str, *, assistant_id: str, include: list[str],
+               additional_messages: list[dict] | None = None, **options) -> Run:
+    """`options`: any of RUN_FIELDS; what is not given comes from the assistant."""
     include = _validate_include(include)
     with transaction.atomic():
         thread = get_thread(project, thread_id, for_update=True)
-        assistant = get_assistant(project, body["assistant_id"], param="assistant_id")
-        running = active_run_id(thread)
+        assistant = get_assistant(project, assistant_id, param="assistant_id")
+        running = active_run_id(thread.pk)
         if running:
             raise InvalidRequestError(f"Thread {thread.pk} already has an active run {running}.")
-        if body.get("additional_messages"):
-            add_run_messages(project, thread, body["additional_messages"])
-        run = _build_run(project, thread, assistant, body, include)
+        if additional_messages:
+            add_run_messages(project, thread, additional_messages)
+        run = _build_run(project, thread, assistant, options, include)
         return _insert_and_enqueue(run, [])
 
 
-def create_thread_and_run(project: Project, body: dict) -> Run:
-    validate_request("CreateThreadAndRunRequest", body)
+def create_thread_and_run(project: Project, *, assistant_id: str, thread: dict | None = None,
+                          tool_resources: dict | None = None, **options) -> Run:
+    """`thread`: a CreateThreadRequest's fields; `options` as for create_run."""
+    thread_fields = thread or {}
     with transaction.atomic():
-        assistant = get_assistant(project, body["assistant_id"], param="assistant_id")
-        run_resources = normalize_tool_resources(project, body.get("tool_resources"),
-                                                 owner_kind="thread")
-        thread = create_thread(project, body.get("thread") or {}, validated=True)
-        run = _build_run(project, thread, assistant, body, [], run_resources)
-        return _insert_and_enqueue(run, [("thread.created", render_thread(thread))])
+        assistant = get_assistant(project, assistant_id, param="assistant_id")
+        run_resources = normalize_tool_resources(project, tool_resources, owner_kind="thread")
+        created = create_thread(project, messages=thread_fields.get("messages"),
+                                metadata=thread_fields.get("metadata"),
+                                tool_resources=thread_fields.get("tool_resources"))
+        run = _build_run(project, created, assistant, options, [], run_resources)
+        return _insert_and_enqueue(run, [("thread.created", render_thread(created))])
 
 
 def get_run(project: Project, thread_id: str, run_id: str) -> Run:
     """The run as it stands, expired first if it sat queued or waiting past expires_at."""
-    run = Run.objects.filter(project=project, thread_id=thread_id, pk=run_id).first()
+    run = Run.objects.restrict(project).filter(thread_id=thread_id, pk=run_id).first()
     if run is None:
         get_thread(project, thread_id)
         raise not_found("run", run_id)
@@ -180,11 +164,11 @@ def list_runs(project: Project, thread_id: str):
     return Run.objects.filter(thread=thread)
 
 
-def modify_run(project: Project, thread_id: str, run_id: str, body: dict) -> Run:
-    validate_request("ModifyRunRequest", body)
+def modify_run(project: Project, thread_id: str, run_id: str, *,
+               metadata: dict | None = UNSET) -> Run:
     run = get_run(project, thread_id, run_id)
-    if "metadata" in body:
-        run.metadata = body["metadata"] or {}
+    if metadata is not UNSET:
+        run.metadata = metadata or {}
         run.save(update_fields=["metadata"])
     return run
 
@@ -220,14 +204,15 @@ def _not_accepting(run: Run) -> InvalidRequestError:
                                param=None)
 
 
-def submit_tool_outputs(project: Project, thread_id: str, run_id: str, body: dict) -> tuple[Run, str]:
-    """Record the outputs, complete the tool-call step and requeue. Returns the run and the
-    Redis stream position from which this submission's events start."""
-    validate_request("SubmitToolOutputsRunRequest", body)
+def submit_tool_outputs(project: Project, thread_id: str, run_id: str,
+                        tool_outputs: list[dict]) -> tuple[Run, str]:
+    """Record the outputs ({tool_call_id, output} items), complete the tool-call step and
+    requeue. Returns the run and the Redis stream position from which this submission's events
+    start."""
     run = get_run(project, thread_id, run_id)
     try:
         with transaction.atomic():
-            return _accept_tool_outputs(run.pk, body)
+            return _accept_tool_outputs(run.pk, tool_outputs)
     except _Overdue:
         # Outputs after expires_at are refused even before the sweeper comes by: the run
         # expires now (outside the refused transaction, so it sticks) and answers as expired.
@@ -235,7 +220,7 @@ def submit_tool_outputs(project: Project, thread_id: str, run_id: str, body: dic
         raise _not_accepting(run) from None
 
 
-def _accept_tool_outputs(run_id: str, body: dict) -> tuple[Run, str]:
+def _accept_tool_outputs(run_id: str, tool_outputs: list[dict]) -> tuple[Run, str]:
     """Inside the caller's transaction, with the run row locked."""
     run = Run.objects.select_for_update().get(pk=run_id)
     if run.status != "requires_action":
@@ -243,7 +228,7 @@ def _accept_tool_outputs(run_id: str, body: dict) -> tuple[Run, str]:
     if state.is_overdue(run):
         raise _Overdue()
     expected = [call["id"] for call in run.required_action["submit_tool_outputs"]["tool_calls"]]
-    outputs = _match_outputs(expected, body["tool_outputs"])
+    outputs = _match_outputs(expected, tool_outputs)
     step = RunStep.objects.select_for_update().get(
         run=run, type="tool_calls", status="in_progress")
     details = step.step_details

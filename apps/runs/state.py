@@ -18,7 +18,7 @@ from apps.core import metrics
 from apps.core.models import unix_now
 from apps.runs import events
 from apps.runs.models import TERMINAL_STATUSES, Run, RunStep
-from apps.runs.serializers import render_run, render_step
+from apps.runs.rendering import render_run, render_step
 from apps.runs.sql import Batch, update_returning
 
 ALLOWED_FROM = {
@@ -155,7 +155,7 @@ def finish_open_steps(run: Run, status: str, last_error: dict | None = None, *,
 
 def close_open_messages(run: Run, reason: str, *, publish: bool = True) -> list:
     from apps.threads.models import Message
-    from apps.threads.serializers import render_message
+    from apps.threads.rendering import render_message
 
     closed = []
     for message in Message.objects.filter(run_id=run.pk, status="in_progress"):
@@ -181,7 +181,7 @@ def end_run(run_id: str, status: str, *, step_status: str | None = None,
     With `batch`, the run's UPDATE goes last in it, and the batch is sent: one round trip for a
     turn's closing writes. The run's end and what it closes commit together, so no reader sees
     an ended run with a message still in progress."""
-    from apps.threads.serializers import render_message
+    from apps.threads.rendering import render_message
 
     # A turn's batch already holds its closing writes in one statement list (one implicit
     # transaction); an early end closes leftovers, so it takes a transaction of its own.

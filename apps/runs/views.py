@@ -1,9 +1,9 @@
-from django.conf import settings
 from rest_framework.response import Response
 
+from apps.core.fields import given
 from apps.core.views import ApiView
 from apps.runs import services
-from apps.runs.serializers import render_run, render_step
+from apps.runs.rendering import render_run, render_step
 from apps.runs.streaming import sse_response
 
 
@@ -11,17 +11,14 @@ def _include(request) -> list[str]:
     return request.query_params.getlist("include[]") or request.query_params.getlist("include")
 
 
-def _poll_headers() -> dict[str, str]:
-    return {"openai-poll-after-ms": str(settings.POLL_AFTER_MS)}
-
-
 class ThreadAndRunView(ApiView):
     requires_beta = True
 
     def post(self, request):
-        body = self.body()
-        run = services.create_thread_and_run(self.project, body)
-        if isinstance(body, dict) and body.get("stream"):
+        body = self.validated("CreateThreadAndRunRequest")
+        run = services.create_thread_and_run(self.project, **given(body, (
+            *services.RUN_FIELDS, "assistant_id", "thread", "tool_resources")))
+        if body.get("stream"):
             return sse_response(run.pk)
         return Response(render_run(run))
 
@@ -34,9 +31,10 @@ class RunListView(ApiView):
         return Response(self.page(queryset, render_run))
 
     def post(self, request, thread_id: str):
-        body = self.body()
-        run = services.create_run(self.project, thread_id, body, _include(request))
-        if isinstance(body, dict) and body.get("stream"):
+        body = self.validated("CreateRunRequest")
+        run = services.create_run(self.project, thread_id, include=_include(request), **given(body, (
+            *services.RUN_FIELDS, "assistant_id", "additional_messages")))
+        if body.get("stream"):
             return sse_response(run.pk)
         return Response(render_run(run))
 
@@ -46,10 +44,12 @@ class RunDetailView(ApiView):
 
     def get(self, request, thread_id: str, run_id: str):
         run = services.get_run(self.project, thread_id, run_id)
-        return Response(render_run(run), headers=_poll_headers())
+        return Response(render_run(run), headers=self.poll_headers())
 
     def post(self, request, thread_id: str, run_id: str):
-        return Response(render_run(services.modify_run(self.project, thread_id, run_id, self.body())))
+        body = self.validated("ModifyRunRequest")
+        run = services.modify_run(self.project, thread_id, run_id, **given(body, ("metadata",)))
+        return Response(render_run(run))
 
 
 class RunCancelView(ApiView):
@@ -63,9 +63,10 @@ class SubmitToolOutputsView(ApiView):
     requires_beta = True
 
     def post(self, request, thread_id: str, run_id: str):
-        body = self.body()
-        run, start_id = services.submit_tool_outputs(self.project, thread_id, run_id, body)
-        if isinstance(body, dict) and body.get("stream"):
+        body = self.validated("SubmitToolOutputsRunRequest")
+        run, start_id = services.submit_tool_outputs(self.project, thread_id, run_id,
+                                                     body["tool_outputs"])
+        if body.get("stream"):
             return sse_response(run.pk, start_id)
         return Response(render_run(run))
 

@@ -34,7 +34,7 @@ def sniff_image_type(head: bytes) -> str | None:
 
 
 def check_image_file(project: Project, file_id: str, param: str) -> None:
-    file = File.objects.filter(project=project, pk=file_id).first()
+    file = File.objects.owned(project, file_id)
     if file is None:
         raise InvalidRequestError(f"Invalid '{param}': no file found with id '{file_id}'.", param=param)
     limit = settings.IMAGE_FILE_MAX_BYTES

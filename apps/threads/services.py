@@ -1,26 +1,28 @@
-"""Threads and messages. The thread lock (one active run) is asked of the runs app."""
+"""Threads and messages. Views validate the request and pass its fields; a message body is
+a CreateMessageRequest's fields (also a thread's `messages` and a run's `additional_messages`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.apps import apps as django_apps
 from django.db import transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery, TextField
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 
-from apps.assistants.tool_resources import forget_file_in, normalize_tool_resources
 from apps.core.errors import InvalidRequestError, not_found
+from apps.core.fields import UNSET
 from apps.core.models import Project
-from apps.core.openapi import validate_request
+from apps.core.queue import CLOSE_SANDBOX_TASK, enqueue
 from apps.files.services import require_file
+from apps.runs.models import Run, active_run_id
 from apps.threads.images import check_image_file, check_image_url
 from apps.threads.models import Message, Thread
+from apps.vector_stores.tool_resources import attach_to_thread_store, normalize_tool_resources
 
 
 def get_thread(project: Project, thread_id: str, *, for_update: bool = False) -> Thread:
-    queryset = Thread.objects.filter(project=project, pk=thread_id)
+    queryset = Thread.objects.restrict(project).filter(pk=thread_id)
     if for_update:
         queryset = queryset.select_for_update()
     thread = queryset.first()
@@ -30,19 +32,11 @@ def get_thread(project: Project, thread_id: str, *, for_update: bool = False) ->
 
 
 def get_message(project: Project, thread_id: str, message_id: str) -> Message:
-    message = Message.objects.filter(project=project, thread_id=thread_id, pk=message_id).first()
+    message = Message.objects.restrict(project).filter(thread_id=thread_id, pk=message_id).first()
     if message is None:
         get_thread(project, thread_id)
         raise not_found("message", message_id)
     return message
-
-
-def _active_run_id(thread: Thread) -> str | None:
-    if not django_apps.is_installed("apps.runs"):
-        return None
-    from apps.runs.services import active_run_id
-
-    return active_run_id(thread)
 
 
 def _content_parts(project: Project, content, param: str) -> list[dict]:
@@ -81,7 +75,7 @@ def _attachments(project: Project, attachments, param: str) -> list[dict] | None
 
 
 def build_message(project: Project, thread: Thread, body: dict, param: str = "") -> Message:
-    """An unsaved message from a CreateMessageRequest (already schema-validated)."""
+    """An unsaved message from a CreateMessageRequest's fields (already schema-validated)."""
     prefix = f"{param}." if param else ""
     message = Message(
         project=project,
@@ -124,35 +118,29 @@ def _attach_file_search_files(project: Project, thread: Thread, messages: list[M
         for attachment in message.attachments or []
         if any(tool.get("type") == "file_search" for tool in attachment["tools"])
     ]
-    if file_ids and django_apps.is_installed("apps.vector_stores"):
-        from apps.vector_stores.services import attach_to_thread_store
-
+    if file_ids:
         attach_to_thread_store(project, thread, file_ids)
 
 
-def create_thread(project: Project, body: dict, *, validated: bool = False) -> Thread:
-    if not validated:
-        validate_request("CreateThreadRequest", body)
+def create_thread(project: Project, *, messages: list[dict] | None = None,
+                  metadata: dict | None = None, tool_resources: dict | None = None) -> Thread:
     with transaction.atomic():
-        thread = Thread(project=project, metadata=body.get("metadata") or {})
-        thread.tool_resources = normalize_tool_resources(
-            project, body.get("tool_resources"), owner_kind="thread"
-        )
+        thread = Thread(project=project, metadata=metadata or {})
+        thread.tool_resources = normalize_tool_resources(project, tool_resources, owner_kind="thread")
         thread.save()
-        _add_messages(project, thread, body.get("messages") or [], "messages")
+        _add_messages(project, thread, messages or [], "messages")
     return thread
 
 
-def modify_thread(project: Project, thread_id: str, body: dict) -> Thread:
-    validate_request("ModifyThreadRequest", body)
+def modify_thread(project: Project, thread_id: str, *, metadata: dict | None = UNSET,
+                  tool_resources: dict | None = UNSET) -> Thread:
     with transaction.atomic():
         thread = get_thread(project, thread_id, for_update=True)
-        if "metadata" in body:
-            thread.metadata = body["metadata"] or {}
-        if "tool_resources" in body:
+        if metadata is not UNSET:
+            thread.metadata = metadata or {}
+        if tool_resources is not UNSET:
             thread.tool_resources = normalize_tool_resources(
-                project, body["tool_resources"], existing=thread.tool_resources,
-                owner_kind="thread",
+                project, tool_resources, existing=thread.tool_resources, owner_kind="thread",
             )
         thread.save()
     return thread
@@ -164,25 +152,22 @@ def delete_thread(project: Project, thread_id: str) -> str:
         # A worker adds steps, messages and model-call records under its run's row lock: taking
         # those locks first means the cascade below sees every row a worker committed, and a
         # worker writing later finds its run gone (never a foreign-key error here).
-        list(django_apps.get_model("runs", "Run").objects.select_for_update()
-             .filter(thread_id=thread.pk).values_list("pk", flat=True))
+        list(Run.objects.select_for_update().filter(thread_id=thread.pk).values_list("pk", flat=True))
         thread_pk = thread.pk
         thread.delete()
-    transaction.on_commit(lambda: _close_sandbox_session(thread_pk))
+    enqueue(CLOSE_SANDBOX_TASK, thread_pk)
     return thread_id
 
 
-def _close_sandbox_session(thread_id: str) -> None:
-    from assistants_project.celery import app
-
-    app.send_task("workers.sandbox.tasks.close_session", args=[thread_id], queue="sandbox")
+MESSAGE_FIELDS = ("role", "content", "attachments", "metadata")
 
 
-def create_message(project: Project, thread_id: str, body: dict) -> Message:
-    validate_request("CreateMessageRequest", body)
+def create_message(project: Project, thread_id: str, *, role: str, content: str | list[dict],
+                   attachments: list[dict] | None = None, metadata: dict | None = None) -> Message:
+    body = {"role": role, "content": content, "attachments": attachments, "metadata": metadata}
     with transaction.atomic():
         thread = get_thread(project, thread_id, for_update=True)
-        run_id = _active_run_id(thread)
+        run_id = active_run_id(thread.pk)
         if run_id:
             raise InvalidRequestError(
                 f"Can't add messages to {thread.pk} while a run {run_id} is active."
@@ -199,11 +184,11 @@ def add_run_messages(project: Project, thread: Thread, bodies: list[dict]) -> No
     _add_messages(project, thread, bodies, "additional_messages")
 
 
-def modify_message(project: Project, thread_id: str, message_id: str, body: dict) -> Message:
-    validate_request("ModifyMessageRequest", body)
+def modify_message(project: Project, thread_id: str, message_id: str, *,
+                   metadata: dict | None = UNSET) -> Message:
     message = get_message(project, thread_id, message_id)
-    if "metadata" in body:
-        message.metadata = body["metadata"] or {}
+    if metadata is not UNSET:
+        message.metadata = metadata or {}
         message.save(update_fields=["metadata"])
     return message
 
@@ -228,7 +213,7 @@ def list_threads(project: Project, search: str | None = None) -> QuerySet[Thread
     """The project's threads, for `GET /v1/threads` (our extension: OpenAI has no such list).
     `search` matches, case-insensitively, the metadata (keys and values) or the text of the
     thread's first message."""
-    queryset = Thread.objects.filter(project=project)
+    queryset = Thread.objects.restrict(project)
     search = (search or "").strip()
     if not search:
         return queryset
@@ -242,12 +227,4 @@ def list_threads(project: Project, search: str | None = None) -> QuerySet[Thread
     return (queryset.annotate(first_text=Subquery(first_text, output_field=TextField()),
                               metadata_text=Cast("metadata", TextField()))
             .filter(Q(first_text__icontains=search) | Q(metadata_text__icontains=search)))
-
-
-def forget_file(project: Project, file_id: str) -> None:
-    for thread in Thread.objects.filter(
-        project=project, tool_resources__code_interpreter__file_ids__contains=[file_id]
-    ):
-        thread.tool_resources = forget_file_in(thread.tool_resources, file_id)
-        thread.save(update_fields=["tool_resources"])
 

@@ -1,8 +1,11 @@
 from rest_framework.response import Response
 
+from apps.core.fields import given
 from apps.core.views import ApiView
 from apps.threads import services
-from apps.threads.serializers import render_message, render_thread
+from apps.threads.rendering import render_message, render_thread
+
+THREAD_FIELDS = ("messages", "metadata", "tool_resources")
 
 
 class ThreadCreateView(ApiView):
@@ -15,7 +18,9 @@ class ThreadCreateView(ApiView):
         return Response(self.page(queryset, render_thread))
 
     def post(self, request):
-        return Response(render_thread(services.create_thread(self.project, self.body())))
+        body = self.validated("CreateThreadRequest")
+        thread = services.create_thread(self.project, **given(body, THREAD_FIELDS))
+        return Response(render_thread(thread))
 
 
 class ThreadDetailView(ApiView):
@@ -25,7 +30,10 @@ class ThreadDetailView(ApiView):
         return Response(render_thread(services.get_thread(self.project, thread_id)))
 
     def post(self, request, thread_id: str):
-        return Response(render_thread(services.modify_thread(self.project, thread_id, self.body())))
+        body = self.validated("ModifyThreadRequest")
+        thread = services.modify_thread(self.project, thread_id,
+                                        **given(body, ("metadata", "tool_resources")))
+        return Response(render_thread(thread))
 
     def delete(self, request, thread_id: str):
         deleted_id = services.delete_thread(self.project, thread_id)
@@ -42,7 +50,9 @@ class MessageListView(ApiView):
         return Response(self.page(queryset, render_message))
 
     def post(self, request, thread_id: str):
-        message = services.create_message(self.project, thread_id, self.body())
+        body = self.validated("CreateMessageRequest")
+        message = services.create_message(self.project, thread_id,
+                                          **given(body, services.MESSAGE_FIELDS))
         return Response(render_message(message))
 
 
@@ -53,7 +63,9 @@ class MessageDetailView(ApiView):
         return Response(render_message(services.get_message(self.project, thread_id, message_id)))
 
     def post(self, request, thread_id: str, message_id: str):
-        message = services.modify_message(self.project, thread_id, message_id, self.body())
+        body = self.validated("ModifyMessageRequest")
+        message = services.modify_message(self.project, thread_id, message_id,
+                                          **given(body, ("metadata",)))
         return Response(render_message(message))
 
     def delete(self, request, thread_id: str, message_id: str):

@@ -4,7 +4,7 @@ from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from pgvector.django import HalfVectorField, HnswIndex
 
-from apps.core.models import ProjectScoped, monotonic_ns, remember_deleted
+from apps.core.models import ProjectQuerySet, ProjectScoped, monotonic_ns, remember_deleted
 from apps.files.models import File
 
 
@@ -59,6 +59,8 @@ class VectorStoreFile(models.Model):
     # and the attempts stop a file that kills its worker from being redelivered for ever.
     ingest_started_ns = models.BigIntegerField(null=True, blank=True)
     ingest_attempts = models.PositiveSmallIntegerField(default=0)
+
+    objects = ProjectQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["vector_store", "file"], name="one_file_per_store")]

@@ -8,20 +8,20 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from apps.core.errors import InvalidRequestError, not_found
+from apps.core.fields import UNSET
 from apps.core.models import Project, unix_now
-from apps.core.openapi import validate_request
+from apps.core.queue import INGEST_TASK, enqueue
 from apps.files.models import File
 from apps.files.services import require_file, require_files
+from apps.vector_stores.chunking import AUTO_CHUNKING, max_overlap, static_strategy
 from apps.vector_stores.models import FileBatch, VectorStore, VectorStoreFile
 
-INGEST_TASK = "workers.ingest.tasks.ingest_file"
-AUTO_CHUNKING = {"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}}
 THREAD_STORE_EXPIRY = {"anchor": "last_active_at", "days": 7}
 DAY = 86_400
 
 
 def get_store(project: Project, store_id: str, param: str | None = None) -> VectorStore:
-    store = VectorStore.objects.filter(project=project, pk=store_id).first()
+    store = VectorStore.objects.owned(project, store_id)
     if store is None:
         raise not_found("vector store", store_id, param=param)
     return store
@@ -29,7 +29,7 @@ def get_store(project: Project, store_id: str, param: str | None = None) -> Vect
 
 def require_vector_stores(project: Project, store_ids: Iterable[str], param: str) -> None:
     wanted = list(store_ids)
-    found = set(VectorStore.objects.filter(project=project, pk__in=wanted).values_list("pk", flat=True))
+    found = set(VectorStore.objects.restrict(project).filter(pk__in=wanted).values_list("pk", flat=True))
     for index, store_id in enumerate(wanted):
         if store_id not in found:
             raise InvalidRequestError(
@@ -47,12 +47,12 @@ def resolve_chunking(strategy: dict | None, param: str = "chunking_strategy") ->
         raise InvalidRequestError(
             f"Invalid '{param}.static.chunk_overlap_tokens': must not be negative, but got {overlap}.",
             param=f"{param}.static.chunk_overlap_tokens", code="invalid_value")
-    if overlap > size // 2:
+    if overlap > max_overlap(size):
         raise InvalidRequestError(
             f"Invalid '{param}.static.chunk_overlap_tokens': must not exceed half of "
-            f"max_chunk_size_tokens ({size // 2}), but got {overlap}.",
+            f"max_chunk_size_tokens ({max_overlap(size)}), but got {overlap}.",
             param=f"{param}.static.chunk_overlap_tokens", code="invalid_value")
-    return {"type": "static", "static": {"max_chunk_size_tokens": size, "chunk_overlap_tokens": overlap}}
+    return static_strategy(size, overlap)
 
 
 def _expires_at(store: VectorStore) -> int | None:
@@ -63,20 +63,15 @@ def _expires_at(store: VectorStore) -> int | None:
 
 
 def enqueue_ingestion(entry_ids: list[int]) -> None:
-    from assistants_project.celery import app
-
-    def send() -> None:
-        for entry_id in entry_ids:
-            app.send_task(INGEST_TASK, args=[entry_id], queue="ingest")
-
-    transaction.on_commit(send)
+    for entry_id in entry_ids:
+        enqueue(INGEST_TASK, entry_id)
 
 
 def _attach(project: Project, store: VectorStore, file_ids: list[str], chunking: dict,
             attributes: dict | None, batch: FileBatch | None = None) -> list[VectorStoreFile]:
     """Attach files (idempotent: a file already in the store is left as it is). A batch links
     every file it names, also files already in the store, whatever other batch they belong to."""
-    files = {f.pk: f for f in File.objects.filter(project=project, pk__in=file_ids)}
+    files = {f.pk: f for f in File.objects.restrict(project).filter(pk__in=file_ids)}
     attached = []
     for file_id in dict.fromkeys(file_ids):
         entry, created = VectorStoreFile.objects.get_or_create(
@@ -91,17 +86,21 @@ def _attach(project: Project, store: VectorStore, file_ids: list[str], chunking:
     return attached
 
 
-def create_store(project: Project, body: dict, *, validated: bool = False,
+def attach_files(project: Project, store: VectorStore, file_ids: list[str]) -> None:
+    """Files (already checked to be the caller's) join the store with the `auto` chunking."""
+    _attach(project, store, file_ids, AUTO_CHUNKING, None)
+
+
+def create_store(project: Project, *, file_ids: list[str] | None = None, name: str | None = None,
+                 description: str | None = None, metadata: dict | None = None,
+                 expires_after: dict | None = None, chunking_strategy: dict | None = None,
                  default_expiry: dict | None = None) -> VectorStore:
-    if not validated:
-        validate_request("CreateVectorStoreRequest", body)
-    file_ids = body.get("file_ids") or []
+    file_ids = list(file_ids or [])
     require_files(project, file_ids, "file_ids")
-    chunking = resolve_chunking(body.get("chunking_strategy"))
+    chunking = resolve_chunking(chunking_strategy)
     with transaction.atomic():
-        store = VectorStore(project=project, name=body.get("name"), description=body.get("description"),
-                            metadata=body.get("metadata") or {},
-                            expires_after=body.get("expires_after") or default_expiry,
+        store = VectorStore(project=project, name=name, description=description,
+                            metadata=metadata or {}, expires_after=expires_after or default_expiry,
                             last_active_at=unix_now())
         store.save()
         store.expires_at = _expires_at(store)
@@ -112,35 +111,21 @@ def create_store(project: Project, body: dict, *, validated: bool = False,
 
 def create_from_helper(project: Project, helper: dict, *, owner_kind: str) -> VectorStore:
     """`tool_resources.file_search.vector_stores[]`: thread stores expire 7 days after last use."""
-    return create_store(project, {k: v for k, v in helper.items() if k in (
-        "file_ids", "chunking_strategy", "metadata")}, validated=True,
+    return create_store(
+        project, file_ids=helper.get("file_ids"), chunking_strategy=helper.get("chunking_strategy"),
+        metadata=helper.get("metadata"),
         default_expiry=THREAD_STORE_EXPIRY if owner_kind == "thread" else None)
 
 
-def attach_to_thread_store(project: Project, thread, file_ids: list[str]) -> None:
-    """Message attachments for file_search land in the thread's vector store, made on demand."""
-    store_ids = ((thread.tool_resources or {}).get("file_search") or {}).get("vector_store_ids") or []
-    store = VectorStore.objects.filter(project=project, pk__in=store_ids).first()
-    if store is None:
-        store = create_store(project, {"file_ids": file_ids}, validated=True,
-                             default_expiry=THREAD_STORE_EXPIRY)
-        resources = dict(thread.tool_resources or {})
-        resources["file_search"] = {"vector_store_ids": [store.pk]}
-        thread.tool_resources = resources
-        thread.save(update_fields=["tool_resources"])
-        return
-    _attach(project, store, file_ids, AUTO_CHUNKING, None)
-
-
-def modify_store(project: Project, store_id: str, body: dict) -> VectorStore:
-    validate_request("UpdateVectorStoreRequest", body)
+def modify_store(project: Project, store_id: str, *, name: str | None = UNSET,
+                 metadata: dict | None = UNSET, expires_after: dict | None = UNSET) -> VectorStore:
     store = get_store(project, store_id)
-    if "name" in body:
-        store.name = body["name"]
-    if "metadata" in body:
-        store.metadata = body["metadata"] or {}
-    if "expires_after" in body:
-        store.expires_after = body["expires_after"]
+    if name is not UNSET:
+        store.name = name
+    if metadata is not UNSET:
+        store.metadata = metadata or {}
+    if expires_after is not UNSET:
+        store.expires_after = expires_after
         store.expires_at = _expires_at(store)
     store.save()
     return store
@@ -178,13 +163,14 @@ def get_store_file(project: Project, store_id: str, file_id: str) -> VectorStore
     return entry
 
 
-def create_store_file(project: Project, store_id: str, body: dict) -> VectorStoreFile:
-    validate_request("CreateVectorStoreFileRequest", body)
+def create_store_file(project: Project, store_id: str, *, file_id: str,
+                      chunking_strategy: dict | None = None,
+                      attributes: dict | None = None) -> VectorStoreFile:
     store = get_store(project, store_id)
-    require_file(project, body["file_id"], "file_id")
-    chunking = resolve_chunking(body.get("chunking_strategy"))
+    require_file(project, file_id, "file_id")
+    chunking = resolve_chunking(chunking_strategy)
     with transaction.atomic():
-        return _attach(project, store, [body["file_id"]], chunking, body.get("attributes"))[0]
+        return _attach(project, store, [file_id], chunking, attributes)[0]
 
 
 def list_store_files(project: Project, store_id: str, status: str | None,
@@ -201,10 +187,10 @@ def list_store_files(project: Project, store_id: str, status: str | None,
     return queryset
 
 
-def update_store_file(project: Project, store_id: str, file_id: str, body: dict) -> VectorStoreFile:
-    validate_request("UpdateVectorStoreFileAttributesRequest", body)
+def update_store_file(project: Project, store_id: str, file_id: str, *,
+                      attributes: dict | None) -> VectorStoreFile:
     entry = get_store_file(project, store_id, file_id)
-    entry.attributes = body["attributes"]
+    entry.attributes = attributes
     entry.save(update_fields=["attributes"])
     return entry
 
@@ -228,37 +214,38 @@ def store_file_content(project: Project, store_id: str, file_id: str) -> dict:
 
 # -- batches -------------------------------------------------------------------------------
 def get_batch(project: Project, store_id: str, batch_id: str) -> FileBatch:
-    batch = FileBatch.objects.filter(project=project, vector_store_id=store_id, pk=batch_id).first()
+    batch = FileBatch.objects.restrict(project).filter(vector_store_id=store_id, pk=batch_id).first()
     if batch is None:
         get_store(project, store_id)
         raise not_found("file batch", batch_id)
     return batch
 
 
-def create_batch(project: Project, store_id: str, body: dict) -> FileBatch:
-    validate_request("CreateVectorStoreFileBatchRequest", body)
+def create_batch(project: Project, store_id: str, *, file_ids: list[str] | None = None,
+                 files: list[dict] | None = None, chunking_strategy: dict | None = None,
+                 attributes: dict | None = None) -> FileBatch:
+    """`files` items are {file_id, chunking_strategy?, attributes?}, each with its own strategy."""
     store = get_store(project, store_id)
-    if body.get("file_ids") and body.get("files"):
+    if file_ids and files:
         raise InvalidRequestError("'file_ids' and 'files' are mutually exclusive; give only one.",
                                   param="files")
-    if body.get("files"):
+    if files:
         items = [(f["file_id"], resolve_chunking(f.get("chunking_strategy"), f"files[{i}].chunking_strategy"),
-                  f.get("attributes")) for i, f in enumerate(body["files"])]
+                  f.get("attributes")) for i, f in enumerate(files)]
         require_files(project, [item[0] for item in items], "files", ".file_id")
     else:
-        file_ids = body.get("file_ids") or []
         if not file_ids:
             raise InvalidRequestError("Missing required parameter: 'file_ids'.", param="file_ids",
                                       code="missing_required_parameter")
         require_files(project, file_ids, "file_ids")
-        chunking = resolve_chunking(body.get("chunking_strategy"))
-        items = [(file_id, chunking, body.get("attributes")) for file_id in file_ids]
+        chunking = resolve_chunking(chunking_strategy)
+        items = [(file_id, chunking, attributes) for file_id in file_ids]
     with transaction.atomic():
         batch = FileBatch.objects.create(project=project, vector_store=store)
-        for file_id, chunking, attributes in items:
+        for file_id, chunking, item_attributes in items:
             try:
                 with transaction.atomic():
-                    _attach(project, store, [file_id], chunking, attributes, batch=batch)
+                    _attach(project, store, [file_id], chunking, item_attributes, batch=batch)
             except IntegrityError:
                 continue
     return batch

@@ -1,25 +1,24 @@
-from django.conf import settings
 from rest_framework.response import Response
 
+from apps.core.fields import given
 from apps.core.openapi import validate_request
 from apps.core.views import ApiView
 from apps.vector_stores import services
 from apps.vector_stores.models import VectorStore
+from apps.vector_stores.rendering import render_batch, render_store_file, render_vector_store
 from apps.vector_stores.search import bound_filters, bound_queries, rewrite_query, search
-from apps.vector_stores.serializers import render_batch, render_store_file, render_vector_store
-
-
-def _poll_headers() -> dict[str, str]:
-    return {"openai-poll-after-ms": str(settings.POLL_AFTER_MS)}
 
 
 class VectorStoreListView(ApiView):
     def get(self, request):
-        queryset = VectorStore.objects.filter(project=self.project)
+        queryset = VectorStore.objects.restrict(self.project)
         return Response(self.page(queryset, render_vector_store))
 
     def post(self, request):
-        return Response(render_vector_store(services.create_store(self.project, self.body())))
+        body = self.validated("CreateVectorStoreRequest")
+        store = services.create_store(self.project, **given(body, (
+            "file_ids", "name", "description", "metadata", "expires_after", "chunking_strategy")))
+        return Response(render_vector_store(store))
 
 
 class VectorStoreDetailView(ApiView):
@@ -27,7 +26,10 @@ class VectorStoreDetailView(ApiView):
         return Response(render_vector_store(services.get_store(self.project, store_id)))
 
     def post(self, request, store_id: str):
-        return Response(render_vector_store(services.modify_store(self.project, store_id, self.body())))
+        body = self.validated("UpdateVectorStoreRequest")
+        store = services.modify_store(self.project, store_id,
+                                      **given(body, ("name", "metadata", "expires_after")))
+        return Response(render_vector_store(store))
 
     def delete(self, request, store_id: str):
         deleted_id = services.delete_store(self.project, store_id)
@@ -41,17 +43,21 @@ class VectorStoreFileListView(ApiView):
                                  cursor_field="file_id"))
 
     def post(self, request, store_id: str):
-        entry = services.create_store_file(self.project, store_id, self.body())
+        body = self.validated("CreateVectorStoreFileRequest")
+        entry = services.create_store_file(self.project, store_id, **given(body, (
+            "file_id", "chunking_strategy", "attributes")))
         return Response(render_store_file(entry))
 
 
 class VectorStoreFileDetailView(ApiView):
     def get(self, request, store_id: str, file_id: str):
         entry = services.get_store_file(self.project, store_id, file_id)
-        return Response(render_store_file(entry), headers=_poll_headers())
+        return Response(render_store_file(entry), headers=self.poll_headers())
 
     def post(self, request, store_id: str, file_id: str):
-        entry = services.update_store_file(self.project, store_id, file_id, self.body())
+        body = self.validated("UpdateVectorStoreFileAttributesRequest")
+        entry = services.update_store_file(self.project, store_id, file_id,
+                                           attributes=body["attributes"])
         return Response(render_store_file(entry))
 
     def delete(self, request, store_id: str, file_id: str):
@@ -66,13 +72,16 @@ class VectorStoreFileContentView(ApiView):
 
 class FileBatchCreateView(ApiView):
     def post(self, request, store_id: str):
-        return Response(render_batch(services.create_batch(self.project, store_id, self.body())))
+        body = self.validated("CreateVectorStoreFileBatchRequest")
+        batch = services.create_batch(self.project, store_id, **given(body, (
+            "file_ids", "files", "chunking_strategy", "attributes")))
+        return Response(render_batch(batch))
 
 
 class FileBatchDetailView(ApiView):
     def get(self, request, store_id: str, batch_id: str):
         batch = services.get_batch(self.project, store_id, batch_id)
-        return Response(render_batch(batch), headers=_poll_headers())
+        return Response(render_batch(batch), headers=self.poll_headers())
 
 
 class FileBatchCancelView(ApiView):

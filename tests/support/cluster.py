@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from assistants_project.stack import Stack
+from ops.stack import Stack
 
 # What each pod runs: "web", a queue's worker ("runs", "ingest", "sandbox") or "beat".
 Layout = dict[str, tuple[str, ...]]

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 
-from assistants_project.stack import Stack
+from ops.stack import Stack
 
 
 def _free_port() -> int:

@@ -9,6 +9,6 @@ from workers.time_limits import limits
 
 @shared_task(name="workers.files.tasks.expire_files", ignore_result=True, **limits("sweep"))
 def expire_files() -> int:
-    from apps.files.services import expire_due_files
+    from apps.files.deletion import expire_due_files
 
     return expire_due_files()

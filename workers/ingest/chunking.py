@@ -5,6 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from apps.vector_stores.chunking import (
+    CHUNK_OVERLAP_TOKENS,
+    LARGEST_CHUNK_TOKENS,
+    MAX_CHUNK_SIZE_TOKENS,
+    SMALLEST_CHUNK_TOKENS,
+    max_overlap,
+)
 from workers.tokenization import get_encoding
 
 CHUNK_ENCODING = "cl100k_base"
@@ -21,9 +28,10 @@ class TextPiece:
 
 
 def validate_strategy(max_chunk_size_tokens: int, chunk_overlap_tokens: int) -> None:
-    if not 100 <= max_chunk_size_tokens <= 4096:
-        raise ValueError("max_chunk_size_tokens must be between 100 and 4096")
-    if not 0 <= chunk_overlap_tokens <= max_chunk_size_tokens // 2:
+    if not SMALLEST_CHUNK_TOKENS <= max_chunk_size_tokens <= LARGEST_CHUNK_TOKENS:
+        raise ValueError(f"max_chunk_size_tokens must be between {SMALLEST_CHUNK_TOKENS} and "
+                         f"{LARGEST_CHUNK_TOKENS}")
+    if not 0 <= chunk_overlap_tokens <= max_overlap(max_chunk_size_tokens):
         raise ValueError("chunk_overlap_tokens must be between 0 and half of max_chunk_size_tokens")
 
 
@@ -33,7 +41,8 @@ def _decode(encoding, tokens: list[int]) -> str:
     return encoding.decode_bytes(tokens).decode("utf-8", errors="ignore")
 
 
-def chunk_text(text: str, max_chunk_size_tokens: int = 800, chunk_overlap_tokens: int = 400) -> list[TextPiece]:
+def chunk_text(text: str, max_chunk_size_tokens: int = MAX_CHUNK_SIZE_TOKENS,
+               chunk_overlap_tokens: int = CHUNK_OVERLAP_TOKENS) -> list[TextPiece]:
     validate_strategy(max_chunk_size_tokens, chunk_overlap_tokens)
     encoding = get_encoding(CHUNK_ENCODING)
     tokens = encoding.encode(text, disallowed_special=())

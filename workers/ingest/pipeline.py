@@ -17,6 +17,7 @@ from django.contrib.postgres.search import SearchVector
 from django.db import transaction
 from django.db.models import F
 
+from apps.vector_stores.chunking import stored_sizes
 from apps.vector_stores.embeddings import embed_texts
 from apps.vector_stores.models import Chunk, VectorStoreFile
 from workers.ingest.chunking import validate_strategy
@@ -89,8 +90,7 @@ def _ingest(entry_id: int) -> None:
     entry = VectorStoreFile.objects.select_related("file").filter(pk=entry_id).first()
     if entry is None or entry.status != "in_progress" or not _claim(entry_id):
         return
-    strategy = entry.chunking_strategy.get("static") or {}
-    size, overlap = strategy.get("max_chunk_size_tokens", 800), strategy.get("chunk_overlap_tokens", 400)
+    size, overlap = stored_sizes(entry.chunking_strategy)
     validate_strategy(size, overlap)
     try:
         with _local_path(entry.file.content) as path:

@@ -13,6 +13,7 @@ from apps.runs import state
 from apps.runs.models import Run, RunStep
 from apps.vector_stores.search import search
 from apps.vector_stores.services import touch
+from apps.vector_stores.tool_resources import vector_store_ids
 from workers.runs.hosted import Annotator, HostedResult, HostedTool
 
 DEFAULT_MAX_RESULTS = 20
@@ -57,8 +58,7 @@ def _wait_for_thread_stores(run: Run) -> bool:
     from apps.vector_stores.models import VectorStoreFile
 
     thread = Thread.objects.filter(pk=run.thread_id).first()
-    store_ids = (((thread.tool_resources if thread else None) or {}).get("file_search") or {}) \
-        .get("vector_store_ids") or []
+    store_ids = vector_store_ids(thread.tool_resources if thread else None)
     deadline = time.monotonic() + THREAD_STORE_WAIT_SECONDS
     while store_ids and time.monotonic() < deadline and VectorStoreFile.objects.filter(
             vector_store_id__in=store_ids, status="in_progress").exists():
@@ -75,7 +75,7 @@ def run_file_search(run: Run, call_id: str, arguments: str) -> HostedResult:
         return HostedResult(model_output="The run was stopped before the search ran.", record={
             "type": "file_search", "file_search": {
                 "ranking_options": {"ranker": ranker, "score_threshold": threshold}, "results": []}})
-    store_ids = ((run.tool_resources or {}).get("file_search") or {}).get("vector_store_ids") or []
+    store_ids = vector_store_ids(run.tool_resources)
     queries = _queries(arguments)
     hits = search(store_ids, queries, max_results=max_results, score_threshold=threshold) \
         if store_ids and queries else []
@@ -122,7 +122,7 @@ def expired_stores(run: Run) -> str | None:
 
     if not any(tool["type"] == "file_search" for tool in run.tools):
         return None
-    store_ids = ((run.tool_resources or {}).get("file_search") or {}).get("vector_store_ids") or []
+    store_ids = vector_store_ids(run.tool_resources)
     expired = list(VectorStore.objects.filter(pk__in=store_ids, expired=True)
                    .order_by("pk").values_list("pk", flat=True))
     if not expired:

@@ -25,7 +25,7 @@ from django.db.models import F, Q
 
 from apps.runs import events, state
 from apps.runs.models import Run, RunStep
-from apps.runs.serializers import render_run
+from apps.runs.rendering import render_run
 from apps.threads.models import Message
 
 _draining_since: float | None = None

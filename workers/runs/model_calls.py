@@ -17,7 +17,7 @@ import openai
 from django.conf import settings
 
 from apps.core import metrics, tracing
-from assistants_project.embedded_models import OPENAI_BASE_URL
+from ops.embedded_models import OPENAI_BASE_URL
 
 _END = object()
 

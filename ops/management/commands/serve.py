@@ -9,11 +9,11 @@ import warnings
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.core.banner import ready_banner, upstream_problem
-from assistants_project.embedded_models import ModelsUnavailable
 from assistants_project.env import env_int, env_str
-from assistants_project.stack import Stack
-from assistants_project.supervisor import GaveUp, Supervisor
+from ops.banner import ready_banner, upstream_problem
+from ops.embedded_models import ModelsUnavailable
+from ops.stack import Stack
+from ops.supervisor import GaveUp, Supervisor
 
 CHECK_SECONDS = 0.5
 

@@ -10,7 +10,7 @@ import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 
-from assistants_project import embedded_models
+from ops import embedded_models
 
 REAL_MODEL_HINT = ("for a real model: LLM_API_KEY=sk-... (OpenAI), "
                    "LLM_BASE_URL=http://127.0.0.1:11434/v1 (Ollama, vLLM), "

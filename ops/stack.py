@@ -21,8 +21,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistants_project import embedded, embedded_models
-from assistants_project.supervisor import TAIL_LINES, Unit
+from ops import embedded, embedded_models
+from ops.supervisor import TAIL_LINES, Unit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
