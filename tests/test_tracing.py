@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -69,8 +68,7 @@ def traced(stack, fake_upstream):
     session's Redis whatever REDIS_URL said), and its sweeper re-enqueued a run of the same
     database whose heartbeat it could not see; either way no worker span was exported."""
     receiver = Receiver()
-    name = f"traced_{uuid.uuid4().hex[:8]}"
-    deployment, key = start_side_stack(stack, name, {
+    deployment, key = start_side_stack(stack, "traced", {
         "REDIS_URL": "", "METRICS_PORT": "0", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
         "OTEL_BSP_SCHEDULE_DELAY": "200"}, queues=("runs",))
     try:
