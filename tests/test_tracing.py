@@ -63,10 +63,11 @@ class Receiver:
 @pytest.fixture(scope="module")
 def traced(stack, fake_upstream):
     """Web and a runs worker with tracing on, apart from the session's processes: a Redis and a
-    database of their own. Sharing either let the session's side take the run: its runs worker
-    consumed the same Redis queue (children read tests.settings, which pointed them at the
-    session's Redis whatever REDIS_URL said), and its sweeper re-enqueued a run of the same
-    database whose heartbeat it could not see; either way no worker span was exported."""
+    database of their own, or the session's side takes the run and no worker span is exported.
+    On a shared Redis the session's runs worker consumes the same queue (it did: the children
+    read tests.settings, which pointed them at the session's Redis whatever REDIS_URL said); on
+    a shared database alone the session's sweeper, blind to this Redis's heartbeats, would take
+    the run for an orphan and enqueue it on its own."""
     receiver = Receiver()
     deployment, key = start_side_stack(stack, "traced", {
         "REDIS_URL": "", "METRICS_PORT": "0", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
