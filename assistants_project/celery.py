@@ -133,3 +133,26 @@ def count_ingest_end(task_id=None, task=None, **kwargs) -> None:
         from apps.core import metrics
 
         metrics.ingest_task_ended(task_id)
+
+
+@worker_init.connect
+def arm_time_limits(sender, **kwargs) -> None:
+    """The thread pool ignores Celery's time limits: a watchdog enforces them there."""
+    from assistants_project.capacity import pool_name
+    from workers import time_limits
+
+    time_limits.arm(pool_name(sender.pool_cls))
+
+
+@task_prerun.connect
+def watch_time_limits(task=None, **kwargs) -> None:
+    from workers import time_limits
+
+    time_limits.task_started(task)
+
+
+@task_postrun.connect
+def release_time_limits(task_id=None, **kwargs) -> None:
+    from workers import time_limits
+
+    time_limits.task_ended(task_id)

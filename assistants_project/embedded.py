@@ -168,9 +168,3 @@ def _db_from_query(query: str) -> str:
         if key == "db":
             return value
     return "0"
-
-
-def env_with(**overrides: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(overrides)
-    return env

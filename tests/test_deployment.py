@@ -1,4 +1,5 @@
-"""The production compose file is valid and has the five processes of DESIGN.md."""
+"""The production compose file is valid and has the five processes: web, one worker per queue
+(runs, ingest, sandbox) and beat."""
 
 from __future__ import annotations
 

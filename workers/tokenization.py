@@ -19,7 +19,6 @@ EXPECTED_SHA256 = {
     "cl100k_base": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
     "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
 }
-MESSAGE_OVERHEAD_TOKENS = 3
 
 
 def default_cache_dir() -> Path:
@@ -78,16 +77,3 @@ def count_tokens(text: str, model: str = "gpt-4o") -> int:
     if not text:
         return 0
     return len(encoding_for_model(model).encode(text, disallowed_special=()))
-
-
-def count_message_tokens(role: str, content: str, model: str = "gpt-4o") -> int:
-    """OpenAI's chat accounting: a few tokens of framing per message, plus its content."""
-    return MESSAGE_OVERHEAD_TOKENS + count_tokens(content, model)
-
-
-def encode(text: str, model: str = "gpt-4o") -> list[int]:
-    return encoding_for_model(model).encode(text, disallowed_special=())
-
-
-def decode(tokens: list[int], model: str = "gpt-4o") -> str:
-    return encoding_for_model(model).decode(tokens)

@@ -53,11 +53,6 @@ class PayloadTooLargeError(APIError):
     status_code = 413
 
 
-class ServerError(APIError):
-    status_code = 500
-    error_type = "server_error"
-
-
 def not_found(kind: str, object_id: str, param: str | None = None) -> NotFoundError:
     """OpenAI's wording: "No assistant found with id 'asst_x'."."""
     return NotFoundError(f"No {kind} found with id '{object_id}'.", param=param)

@@ -1,5 +1,5 @@
 """Validation driven by the official OpenAPI document (apps/core/spec/assistants.openapi.yaml,
-a verbatim copy of ../shared/spec): request bodies are checked against the spec's request
+a verbatim copy of OpenAI's): request bodies are checked against the spec's request
 schemas, so every limit and `additionalProperties: false` comes from the contract itself, and
 failures are reported in OpenAI's wording. Tests use the same document to check responses."""
 
@@ -74,10 +74,10 @@ def _admit_null(node: dict) -> None:
 
 
 def _request_patches(spec: dict) -> dict:
-    """Limits the contract states in prose but the schema leaves out: metadata is at most 16
-    pairs with keys ≤ 64 and values ≤ 512 characters (CONTRACT.md §1.3); a function name is
-    a-z, A-Z, 0-9, underscores and dashes, at most 64 characters, and so is a json_schema
-    response format's name (§3.1)."""
+    """Limits the spec states only in its descriptions (`Metadata`, `FunctionObject.name`), not
+    as schema keywords: metadata is at most 16 pairs with keys ≤ 64 and values ≤ 512
+    characters; a function name is a-z, A-Z, 0-9, underscores and dashes, at most 64
+    characters, and so is a json_schema response format's name."""
     patched = copy.deepcopy(spec)
     schemas = patched["components"]["schemas"]
     metadata = schemas["Metadata"]["anyOf"][0]
@@ -88,7 +88,7 @@ def _request_patches(spec: dict) -> dict:
                  schemas["ResponseFormatJsonSchema"]["properties"]["json_schema"]["properties"]["name"]):
         name["maxLength"] = 64
         name["pattern"] = "^[a-zA-Z0-9_-]+$"
-    # Modifying takes only `vector_store_ids`: the `vector_stores` helper is for creation (§3.1).
+    # Modifying takes only `vector_store_ids`: the `vector_stores` helper is for creation.
     for request in ("ModifyAssistantRequest", "ModifyThreadRequest"):
         resources = schemas[request]["properties"]["tool_resources"]["anyOf"][0]["properties"]
         for tool in resources.values():
@@ -263,10 +263,3 @@ def response_schema_for(method: str, path: str) -> str | None:
         return None
     return _schema_name(operation.get("responses", {}).get("200", {}).get("content"),
                         "application/json")
-
-
-def request_schema_for(method: str, path: str) -> str | None:
-    operation = _operation(method, path)
-    if operation is None:
-        return None
-    return _schema_name((operation.get("requestBody") or {}).get("content"), "application/json")

@@ -11,7 +11,9 @@ CHUNK_ENCODING = "cl100k_base"
 
 
 @dataclass
-class Chunk:
+class TextPiece:
+    """One token window of a document's text (stored as an `apps.vector_stores.models.Chunk`)."""
+
     index: int
     text: str
     token_start: int
@@ -31,7 +33,7 @@ def _decode(encoding, tokens: list[int]) -> str:
     return encoding.decode_bytes(tokens).decode("utf-8", errors="ignore")
 
 
-def chunk_text(text: str, max_chunk_size_tokens: int = 800, chunk_overlap_tokens: int = 400) -> list[Chunk]:
+def chunk_text(text: str, max_chunk_size_tokens: int = 800, chunk_overlap_tokens: int = 400) -> list[TextPiece]:
     validate_strategy(max_chunk_size_tokens, chunk_overlap_tokens)
     encoding = get_encoding(CHUNK_ENCODING)
     tokens = encoding.encode(text, disallowed_special=())
@@ -42,8 +44,8 @@ def chunk_text(text: str, max_chunk_size_tokens: int = 800, chunk_overlap_tokens
     start = 0
     while True:
         end = min(start + max_chunk_size_tokens, len(tokens))
-        chunks.append(Chunk(index=len(chunks), text=_decode(encoding, tokens[start:end]),
-                            token_start=start, token_end=end))
+        chunks.append(TextPiece(index=len(chunks), text=_decode(encoding, tokens[start:end]),
+                                token_start=start, token_end=end))
         if end == len(tokens):
             return chunks
         start += step

@@ -13,6 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from workers.ingest.chunking import TextPiece
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 
@@ -23,14 +25,6 @@ class ParseLimits:
     wall_seconds: float
     zip_max_bytes: int
     max_tokens: int
-
-
-@dataclass
-class ParsedChunk:
-    index: int
-    text: str
-    token_start: int
-    token_end: int
 
 
 class LimitExceeded(Exception):
@@ -50,7 +44,7 @@ def _child_env() -> dict[str, str]:
 
 
 def parse_in_child(path: str, filename: str, max_chunk_size_tokens: int, chunk_overlap_tokens: int,
-                   limits: ParseLimits) -> list[ParsedChunk]:
+                   limits: ParseLimits) -> list[TextPiece]:
     job = {"path": path, "filename": filename, "max_chunk_size_tokens": max_chunk_size_tokens,
            "chunk_overlap_tokens": chunk_overlap_tokens, "memory_bytes": limits.memory_bytes,
            "cpu_seconds": limits.cpu_seconds, "zip_max_bytes": limits.zip_max_bytes,
@@ -76,7 +70,7 @@ def parse_in_child(path: str, filename: str, max_chunk_size_tokens: int, chunk_o
     return _result(process.returncode, out, err, limits)
 
 
-def _result(returncode: int, out: bytes, err: bytes, limits: ParseLimits) -> list[ParsedChunk]:
+def _result(returncode: int, out: bytes, err: bytes, limits: ParseLimits) -> list[TextPiece]:
     if returncode in (-signal.SIGXCPU, -signal.SIGKILL):
         raise LimitExceeded(f"Parsing the file used more than the {limits.cpu_seconds} s "
                             "CPU-time limit.")
@@ -95,7 +89,7 @@ def _result(returncode: int, out: bytes, err: bytes, limits: ParseLimits) -> lis
         if error["message"] == "memory":
             raise LimitExceeded(_memory_message(limits))
         raise LimitExceeded(error["message"], code=error["code"])
-    return [ParsedChunk(*item) for item in result["chunks"]]
+    return [TextPiece(*item) for item in result["chunks"]]
 
 
 def _memory_message(limits: ParseLimits) -> str:

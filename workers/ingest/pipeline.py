@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.postgres.search import SearchVector
 from django.db import transaction
@@ -40,6 +41,10 @@ def _finish(entry_id: int, status: str, **fields) -> bool:
 def ingest(entry_id: int) -> None:
     try:
         _ingest(entry_id)
+    except SoftTimeLimitExceeded:
+        _finish(entry_id, "failed", last_error={
+            "code": "server_error", "message": "Processing the file did not finish in time."})
+        raise
     except Exception:
         # A bug (or a row this code cannot handle) must not leave the file `in_progress` until
         # the stall deadline: fail it now, then let the error be logged as what it is.
@@ -89,12 +94,12 @@ def _ingest(entry_id: int) -> None:
     validate_strategy(size, overlap)
     try:
         with _local_path(entry.file.content) as path:
-            chunks = parse_in_child(path, entry.file.filename, size, overlap, parse_limits())
+            pieces = parse_in_child(path, entry.file.filename, size, overlap, parse_limits())
     except LimitExceeded as error:
         _finish(entry_id, "failed", last_error={"code": error.code, "message": str(error)})
         return
     try:
-        vectors = embed_texts([chunk.text for chunk in chunks])
+        vectors = embed_texts([piece.text for piece in pieces])
     except Exception as error:  # noqa: BLE001 (any upstream failure is this file's failure)
         logger.warning("embedding %s failed: %s", entry.file_id, error)
         _finish(entry_id, "failed", last_error={"code": "server_error",
@@ -107,12 +112,12 @@ def _ingest(entry_id: int) -> None:
         Chunk.objects.filter(vector_store_file=locked).delete()
         Chunk.objects.bulk_create([
             Chunk(vector_store_file=locked, vector_store_id=locked.vector_store_id,
-                  file_id=locked.file_id, index=chunk.index, text=chunk.text,
-                  token_start=chunk.token_start, token_end=chunk.token_end,
-                  embedding=vectors[chunk.index] if vectors is not None else None)
-            for chunk in chunks
+                  file_id=locked.file_id, index=piece.index, text=piece.text,
+                  token_start=piece.token_start, token_end=piece.token_end,
+                  embedding=vectors[piece.index] if vectors is not None else None)
+            for piece in pieces
         ], batch_size=500)
         Chunk.objects.filter(vector_store_file=locked).update(
             search_vector=SearchVector("text", config="english"))
-        _finish(entry_id, "completed", usage_bytes=sum(len(c.text.encode()) for c in chunks),
+        _finish(entry_id, "completed", usage_bytes=sum(len(piece.text.encode()) for piece in pieces),
                 last_error=None)

@@ -1,6 +1,12 @@
 """Text of a legacy Word (.doc, Word 97–2003) file: the main document's characters, read from
 the piece table ([MS-DOC] §2.4.1) of the OLE compound file. No layout, fields show their
-result, tables become tab-separated lines."""
+result, tables become tab-separated lines.
+
+Ours rather than Debian's `antiword` or `catdoc`: both are C programs no longer developed
+(antiword 0.37 is from 2005 and still gets Debian security patches; catdoc 0.95 from 2016),
+so they would parse untrusted bytes in C and add a system package to every image and host.
+This reader is memory-safe Python and runs in the same limited child process as every other
+parser (`workers.ingest.isolated`)."""
 
 from __future__ import annotations
 

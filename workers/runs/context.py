@@ -48,13 +48,11 @@ def context_window(model: str) -> int:
 
     if settings.LLM_CONTEXT_TOKENS and served_by_embedded_model(model):
         return settings.LLM_CONTEXT_TOKENS  # the window the local model really has
-    configured = getattr(settings, "MODEL_CONTEXT_WINDOWS", {}) or {}
-    table = {**CONTEXT_WINDOWS, **configured}
     best = ""
-    for prefix in table:
+    for prefix in CONTEXT_WINDOWS:
         if model.startswith(prefix) and len(prefix) > len(best):
             best = prefix
-    return table[best] if best else DEFAULT_CONTEXT_WINDOW
+    return CONTEXT_WINDOWS[best] if best else DEFAULT_CONTEXT_WINDOW
 
 
 def _message_tokens(message: Message, model: str) -> int:

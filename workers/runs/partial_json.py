@@ -1,7 +1,8 @@
 """Reads a string field out of a JSON object that is still arriving, so Code Interpreter input
 can be streamed as the model writes it. The reader keeps its place: each fragment costs time in
-proportion to its own length, so a long argument string streams in linear time. (jiter's
-partial mode parses the same prefixes, but from the start every time, which is quadratic.)"""
+proportion to its own length, so a long argument string streams in linear time. Kept over
+jiter (which the openai SDK installs): `jiter.from_json(prefix, partial_mode="trailing-strings")`
+re-parses the whole growing string on every delta, which is quadratic."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from apps.runs import events
 from apps.runs.models import ACTIVE_STATUSES, Run, RunStep
 from apps.runs.serializers import render_run
 from apps.threads.models import Message
+from workers.time_limits import limits
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 MAX_RESUMES = 2
 
 
-@shared_task(name="workers.runs.tasks.execute_run", ignore_result=True)
+@shared_task(name="workers.runs.tasks.execute_run", ignore_result=True, **limits("runs"))
 def execute_run(run_id: str) -> None:
     from workers.runs import hosted  # noqa: F401 (registers hosted tools)
     from workers.runs.executor import execute_run as execute
@@ -31,7 +32,7 @@ def execute_run(run_id: str) -> None:
     execute(run_id)
 
 
-@shared_task(name="workers.runs.tasks.expire_runs", ignore_result=True)
+@shared_task(name="workers.runs.tasks.expire_runs", ignore_result=True, **limits("sweep"))
 def expire_runs() -> int:
     from apps.runs.state import expire
 
@@ -79,7 +80,7 @@ def _tag(run: Run) -> str:
     return f"{run.status}:{run.attempts}"
 
 
-@shared_task(name="workers.runs.tasks.recover_orphaned_runs", ignore_result=True)
+@shared_task(name="workers.runs.tasks.recover_orphaned_runs", ignore_result=True, **limits("sweep"))
 def recover_orphaned_runs() -> int:
     """The sweeper for work a lost process or message left behind, each case acted on only
     after a full RUN_ORPHAN_AFTER_SECONDS without a sign of life (one missed beat or a Redis

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from workers.time_limits import limits
 
-@shared_task(name="workers.sandbox.file_tasks.forget_file", ignore_result=True)
+
+@shared_task(name="workers.sandbox.file_tasks.forget_file", ignore_result=True, **limits("sandbox_files"))
 def forget_file(file_id: str) -> list[str]:
     from workers.sandbox.service import get_manager
 

@@ -12,6 +12,7 @@ from celery import shared_task
 
 from apps.core.redis_client import get_redis
 from workers.sandbox.manager import error_outcome, placed_key
+from workers.time_limits import limits
 
 logger = logging.getLogger(__name__)
 REPLY_TTL_SECONDS = 600
@@ -64,7 +65,7 @@ def _awaited_run(run_id: str, call_id: str):
     return run if waiting.exists() else None
 
 
-@shared_task(name="workers.sandbox.tasks.execute_code", ignore_result=True)
+@shared_task(name="workers.sandbox.tasks.execute_code", ignore_result=True, **limits("sandbox"))
 def execute_code(run_id: str, call_id: str, code: str) -> None:
     from apps.files.services import create_output_file
     from apps.runs.state import log_recovery
@@ -98,14 +99,14 @@ def execute_code(run_id: str, call_id: str, code: str) -> None:
     redis.expire(reply_key(call_id), REPLY_TTL_SECONDS)
 
 
-@shared_task(name="workers.sandbox.tasks.close_session", ignore_result=True)
+@shared_task(name="workers.sandbox.tasks.close_session", ignore_result=True, **limits("sandbox_files"))
 def close_session(thread_id: str) -> None:
     from workers.sandbox.service import get_manager
 
     get_manager().close_session(thread_id)
 
 
-@shared_task(name="workers.sandbox.tasks.maintain_sessions", ignore_result=True)
+@shared_task(name="workers.sandbox.tasks.maintain_sessions", ignore_result=True, **limits("sweep"))
 def maintain_sessions() -> list[str]:
     from workers.sandbox.service import get_manager
 
