@@ -301,6 +301,9 @@ INGEST_MAX_FILE_TOKENS = env_int("INGEST_MAX_FILE_TOKENS", 5_000_000, minimum=1)
 INGEST_MAX_ATTEMPTS = env_int("INGEST_MAX_ATTEMPTS", 2, minimum=1)
 
 # Code Interpreter sandboxes.
+# Where sandboxes run: `docker` (containers on the worker's Docker socket) or the dotted path of
+# a workers.sandbox.backend.SandboxBackend class.
+SANDBOX_BACKEND = env_str("SANDBOX_BACKEND", "docker")
 SANDBOX_IMAGE = env_str("SANDBOX_IMAGE", "assistants-sandbox:latest")
 SANDBOX_EXEC_TIMEOUT = env_float("SANDBOX_EXEC_TIMEOUT", 30.0, minimum=1.0)
 SANDBOX_IDLE_TIMEOUT = env_int("SANDBOX_IDLE_TIMEOUT", 3600, minimum=1)
@@ -319,7 +322,7 @@ SANDBOX_OUTPUT_MAX_BYTES = env_int("SANDBOX_OUTPUT_MAX_BYTES", 100 * 1024 * 1024
 # Live sessions (one container each); past a cap the least recently used idle one is evicted.
 SANDBOX_MAX_SESSIONS = env_int("SANDBOX_MAX_SESSIONS", 32, minimum=1)
 SANDBOX_MAX_SESSIONS_PER_PROJECT = env_int("SANDBOX_MAX_SESSIONS_PER_PROJECT", 8, minimum=1)
-# Containers are labelled with this, so deployments sharing a Docker host leave each other be.
+# Sandboxes are labelled with this, so deployments sharing a sandbox host leave each other be.
 SANDBOX_NAMESPACE = env_str("SANDBOX_NAMESPACE") or hashlib.sha1(REDIS_URL.encode()).hexdigest()[:10]
 
 

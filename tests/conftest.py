@@ -4,6 +4,7 @@ Celery workers and beat as child processes; only the upstream model provider is 
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
@@ -45,6 +46,14 @@ def _reset_database(data_dir: Path) -> None:
     server.psql(f'DROP DATABASE IF EXISTS "{embedded.EMBEDDED_DB_NAME}" WITH (FORCE);')
 
 
+@pytest.fixture
+def upstream(fake_upstream):
+    """The fake model, with no replies or requests left over from another test."""
+    fake_upstream.reset()
+    yield fake_upstream
+    fake_upstream.reset()
+
+
 @pytest.fixture(scope="session")
 def routed_upstream():
     """A second upstream: models named routed-* go here (LLM_ROUTES)."""
@@ -56,17 +65,64 @@ def routed_upstream():
     upstream.stop()
 
 
-@pytest.fixture(scope="session")
-def sandbox_image() -> str:
-    """The Code Interpreter image, built offline once per recipe (sandbox_image/build.sh)."""
-    subprocess.run(["bash", str(BASE_DIR / "sandbox_image" / "ensure_docker.sh")], check=True)
+# Tests that run code in a sandbox need Docker (`@pytest.mark.docker`, or using `sandbox_image`).
+# Without it they skip, saying why, and the rest of the suite runs; CI sets TESTS_REQUIRE_DOCKER
+# so that there they fail instead. TESTS_WITHOUT_DOCKER=1 runs as if this machine had none.
+REQUIRE_DOCKER = "TESTS_REQUIRE_DOCKER"
+WITHOUT_DOCKER = "TESTS_WITHOUT_DOCKER"
+
+
+@functools.cache
+def docker_missing() -> str | None:
+    """Why no sandbox can run here, or None (Docker answers; ensure_docker.sh starts it)."""
+    if os.environ.get(WITHOUT_DOCKER):
+        return f"{WITHOUT_DOCKER} is set"
+    probe = subprocess.run(["bash", str(BASE_DIR / "sandbox_image" / "ensure_docker.sh")],
+                           capture_output=True, text=True)
+    if probe.returncode == 0:
+        return None
+    return (probe.stderr.strip().splitlines() or ["ensure_docker.sh failed"])[-1]
+
+
+def _needs_docker(item: pytest.Item) -> bool:
+    return item.get_closest_marker("docker") is not None or "sandbox_image" in item.fixturenames
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "docker: runs code in a sandbox, so needs a Docker daemon")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    needing = [item for item in items if _needs_docker(item)]
+    if needing and not os.environ.get(REQUIRE_DOCKER) and (reason := docker_missing()) is not None:
+        for item in needing:
+            item.add_marker(pytest.mark.skip(reason=f"needs Docker: {reason}"))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before the test's fixtures, so that it fails at once rather than after the stack started.
+    if os.environ.get(REQUIRE_DOCKER) and _needs_docker(item) and (reason := docker_missing()) is not None:
+        pytest.fail(f"Docker is required ({REQUIRE_DOCKER} is set) but missing: {reason}", pytrace=False)
+
+
+@functools.cache
+def _build_sandbox_image() -> str:
     built = subprocess.run(["bash", str(BASE_DIR / "sandbox_image" / "build.sh")], check=True,
                            capture_output=True, text=True)
     return built.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="session")
-def stack(fake_upstream, routed_upstream, sandbox_image, django_db_blocker):
+def sandbox_image() -> str:
+    """The Code Interpreter image, built offline once per recipe (sandbox_image/build.sh)."""
+    reason = docker_missing()
+    if reason is not None:
+        pytest.fail(f"Docker is required ({REQUIRE_DOCKER} is set) but missing: {reason}", pytrace=False)
+    return _build_sandbox_image()
+
+
+@pytest.fixture(scope="session")
+def stack(fake_upstream, routed_upstream, django_db_blocker):
     data_dir = Path(os.environ["DATA_DIR"])
     stack = Stack(
         data_dir=data_dir,
@@ -86,7 +142,10 @@ def stack(fake_upstream, routed_upstream, sandbox_image, django_db_blocker):
             "SSE_KEEPALIVE_SECONDS": "0.5",
             "RUN_ORPHAN_AFTER_SECONDS": "4",
             "MAINTENANCE_INTERVAL_SECONDS": "1",
-            "SANDBOX_IMAGE": sandbox_image,
+            # Without Docker the sandbox worker runs all the same; only code execution fails.
+            "SANDBOX_IMAGE": _build_sandbox_image() if docker_missing() is None else "assistants-sandbox:latest",
+            # As if there were none: the workers find no daemon either.
+            **({"DOCKER_HOST": "unix:///nonexistent/docker.sock"} if os.environ.get(WITHOUT_DOCKER) else {}),
             "SANDBOX_WARM_POOL_SIZE": "1",
             "SANDBOX_EXEC_TIMEOUT": "10",
             # The suite's shared project makes thousands of requests a minute; tests of the

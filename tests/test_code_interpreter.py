@@ -11,12 +11,7 @@ import pytest
 from tests.fake_upstream import Reply
 from tests.support.sse import stream_raw
 
-
-@pytest.fixture
-def upstream(fake_upstream):
-    fake_upstream.reset()
-    yield fake_upstream
-    fake_upstream.reset()
+pytestmark = pytest.mark.docker  # every test here runs code in a sandbox
 
 
 @pytest.fixture

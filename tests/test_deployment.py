@@ -7,11 +7,13 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.docker
 def test_docker_compose_config_validates(sandbox_image):
     env = {**os.environ, "SECRET_KEY": "test-secret"}
     result = subprocess.run(["docker-compose", "-f", str(BASE_DIR / "docker-compose.yml"), "config"],

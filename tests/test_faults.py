@@ -19,13 +19,6 @@ from tests.fake_upstream import Reply
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def upstream(fake_upstream):
-    fake_upstream.reset()
-    yield fake_upstream
-    fake_upstream.reset()
-
-
 def _wait(predicate, timeout: float, what: str, interval: float = 0.1):
     deadline = time.monotonic() + timeout
     while True:
@@ -198,6 +191,7 @@ def test_a_dead_cancelling_run_ends_cancelled(client, upstream, stack):
     assert _recovery_line(stack, "worker-runs", run.id, "dead_cancelling_cancelled")
 
 
+@pytest.mark.docker
 def test_a_stale_sandbox_task_is_refused(client, upstream, stack, orm):
     """A redelivered execution of a run that is over must never run in the thread's kernel."""
     from apps.core.redis_client import get_redis

@@ -33,13 +33,6 @@ def project(stack, orm):
     return ApiKey.objects.get(key_hash=hash_api_key(key)).project_id, key
 
 
-@pytest.fixture
-def upstream(fake_upstream):
-    fake_upstream.reset()
-    yield fake_upstream
-    fake_upstream.reset()
-
-
 def runs_of(project_id: str) -> list[str]:
     from apps.runs.models import Run
 

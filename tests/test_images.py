@@ -17,13 +17,6 @@ from tests.fake_upstream import Reply
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
 
-@pytest.fixture
-def upstream(fake_upstream):
-    fake_upstream.reset()
-    yield fake_upstream
-    fake_upstream.reset()
-
-
 def _image_message(client, thread_id, file_id):
     return client.beta.threads.messages.create(thread_id, role="user", content=[
         {"type": "image_file", "image_file": {"file_id": file_id}}])

@@ -208,6 +208,7 @@ def test_http_requests_are_counted_by_route_template_never_by_raw_path(observed)
                 or "thread_missing" in r], routes
 
 
+@pytest.mark.docker
 def test_every_metric_has_its_labels_on_web_and_the_workers_serve_their_own(observed, stack):
     after = observed.after
     for name, labels in EXPECTED_LABELS.items():
@@ -227,6 +228,7 @@ def test_every_metric_has_its_labels_on_web_and_the_workers_serve_their_own(obse
         assert own.value("assistants_runs_finished_total", model=observed.model) == 1, name
 
 
+@pytest.mark.docker
 def test_the_warm_sandbox_pool_is_reported(observed, web_metrics):
     _wait_for(lambda: scrape(web_metrics).value("assistants_sandbox_sessions", state="pooled") >= 1,
               what="a pooled container (SANDBOX_WARM_POOL_SIZE=1)")

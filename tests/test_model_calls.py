@@ -3,18 +3,9 @@ their token counts, the tools offered, the model and its settings) and when it a
 
 from __future__ import annotations
 
-import pytest
-
 from tests.fake_upstream import Reply
 
 LOOKUP = {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}
-
-
-@pytest.fixture
-def upstream(fake_upstream):
-    fake_upstream.reset()
-    yield fake_upstream
-    fake_upstream.reset()
 
 
 def test_it_records_what_each_model_call_was_sent(client, upstream, orm):

@@ -12,12 +12,7 @@ import pytest
 
 from tests.fake_upstream import Reply
 
-
-@pytest.fixture
-def upstream(fake_upstream):
-    fake_upstream.reset()
-    yield fake_upstream
-    fake_upstream.reset()
+pytestmark = pytest.mark.docker  # every test here runs code in a sandbox
 
 
 @pytest.fixture

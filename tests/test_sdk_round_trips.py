@@ -28,13 +28,6 @@ PYTHON_ISMS = re.compile(r"\bNone\b|\bTrue\b|\bFalse\b|\{'|\['|is valid under ea
 
 
 @pytest.fixture
-def upstream(fake_upstream):
-    fake_upstream.reset()
-    yield fake_upstream
-    fake_upstream.reset()
-
-
-@pytest.fixture
 def data_file(client):
     return client.files.create(file=("data.csv", io.BytesIO(b"a,b\n1,2\n")), purpose="assistants")
 

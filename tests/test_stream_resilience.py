@@ -43,13 +43,6 @@ def side(side_and_key):
 
 
 @pytest.fixture
-def upstream(fake_upstream):
-    fake_upstream.reset()
-    yield fake_upstream
-    fake_upstream.reset()
-
-
-@pytest.fixture
 def transport():
     return RecordingTransport()
 
@@ -134,6 +127,7 @@ def test_a_first_token_after_10_seconds_streams_to_done(sdk, transport, upstream
     assert _ends_with_done(transport)
 
 
+@pytest.mark.docker
 def test_a_20_second_code_execution_streams_to_done_with_keep_alives_meanwhile(sdk, transport, upstream):
     def respond(request):
         results = [m for m in request["messages"] if m["role"] == "tool"]

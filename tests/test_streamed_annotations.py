@@ -14,13 +14,6 @@ from tests.fake_upstream import Reply
 from tests.support.sse import stream_raw
 
 
-@pytest.fixture
-def upstream(fake_upstream):
-    fake_upstream.reset()
-    yield fake_upstream
-    fake_upstream.reset()
-
-
 def _text_deltas(events) -> list[dict]:
     return [part["text"] for name, data in events if name == "thread.message.delta"
             for part in data["delta"]["content"] if part["type"] == "text"]
@@ -110,6 +103,7 @@ def test_text_that_only_looks_like_a_marker_streams_without_waiting(client, http
     assert max(len(d["value"]) for d in deltas) <= 12  # held back briefly, never to the end
 
 
+@pytest.mark.docker
 def test_a_streamed_sandbox_link_carries_its_file_path_annotation(client, http, upstream):
     tutor = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
     code = "open('/mnt/data/out.csv', 'w').write('a,b\\n1,2\\n')\nprint('written')"

@@ -13,13 +13,6 @@ from tests.test_runs import TIME_TOOL, WEATHER_TOOL
 
 
 @pytest.fixture
-def upstream(fake_upstream):
-    fake_upstream.reset()
-    yield fake_upstream
-    fake_upstream.reset()
-
-
-@pytest.fixture
 def assistant(client):
     return client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL, TIME_TOOL])
 

@@ -64,13 +64,6 @@ def as_if_missing(call, foreign_id: str, kind: str, *, body_ref: bool = False):
     return foreign.value
 
 
-@pytest.fixture
-def upstream(fake_upstream):
-    fake_upstream.reset()
-    yield fake_upstream
-    fake_upstream.reset()
-
-
 @pytest.fixture(scope="module")
 def victim(api_base, api_key, fake_upstream):
     """Project A's objects, made once: a file in an ingested store (with its batch), an

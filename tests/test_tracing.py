@@ -1,6 +1,6 @@
 """OpenTelemetry tracing, on when OTEL_EXPORTER_OTLP_ENDPOINT is set: a second web process and
-runs worker of the same database (with their own Redis, so their tasks stay theirs) export
-to a small OTLP/HTTP receiver here, and one run's trace must span the web request, the Celery
+runs worker (with a database and a Redis of their own, so their runs stay theirs) export to a
+small OTLP/HTTP receiver here, and one run's trace must span the web request, the Celery
 task and the upstream model call."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ops.stack import Stack
-from tests.conftest import _free_port, make_client, new_project_key
+from tests.conftest import make_client
 from tests.fake_upstream import Reply
+from tests.support.side_stack import start_side_stack
 
 
 class Receiver:
@@ -60,42 +60,42 @@ class Receiver:
                         self.traces[span.trace_id.hex()].append((service, span.name, span.kind, attributes))
 
 
-@pytest.fixture
-def traced(stack, fake_upstream, tmp_path):
+@pytest.fixture(scope="module")
+def traced(stack, fake_upstream):
+    """Web and a runs worker with tracing on, apart from the session's processes: a Redis and a
+    database of their own, or the session's side takes the run and no worker span is exported.
+    On a shared Redis the session's runs worker consumes the same queue (it did: the children
+    read tests.settings, which pointed them at the session's Redis whatever REDIS_URL said); on
+    a shared database alone the session's sweeper, blind to this Redis's heartbeats, would take
+    the run for an orphan and enqueue it on its own."""
     receiver = Receiver()
-    env = {key: value for key, value in stack.env.items()
-           if key not in ("REDIS_URL", "DATA_DIR", "PROMETHEUS_MULTIPROC_DIR")}
-    # Its own embedded Redis (so the session's workers never take its tasks), same Postgres.
-    # Empty, not absent: the Stack starts from os.environ, where Django's test settings may
-    # have put the session's values.
-    env.update({"REDIS_URL": "", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-                "METRICS_PORT": "0", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
-                "OTEL_BSP_SCHEDULE_DELAY": "200"})
-    deployment = Stack(data_dir=tmp_path / "traced", port=_free_port(), log_dir=tmp_path / "logs",
-                       extra_env=env, with_beat=False)
-    deployment.start_services()
-    deployment.start_web()
-    deployment.start_worker("runs")
+    deployment, key = start_side_stack(stack, "traced", {
+        "REDIS_URL": "", "METRICS_PORT": "0", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "200"}, queues=("runs",))
     try:
-        deployment.wait_until_serving()
-        # The run must find this worker consuming: a run left queued for long would be
-        # enqueued again by the session's sweeper, on the session's Redis.
-        log = tmp_path / "logs" / "worker-runs.log"
+        # The first run must find this worker consuming.
+        log = deployment.log_dir / "worker-runs.log"
         deadline = time.monotonic() + 90
         while not (log.exists() and " ready." in log.read_text(errors="replace")):
             assert time.monotonic() < deadline, "the traced runs worker did not start"
             time.sleep(0.2)
-        yield deployment, receiver
+        yield deployment, key, receiver
     finally:
         deployment.stop()
         receiver.server.shutdown()
 
 
-@pytest.mark.xfail(strict=False, reason="passes alone; in the full suite the worker's spans were "
-                   "missing once (under investigation: issue 13 stays open)")
+def test_the_traced_deployment_is_apart_from_the_session(traced, stack):
+    deployment, _, _ = traced
+    for setting in ("REDIS_URL", "DATABASE_URL"):
+        theirs = deployment.manage("shell", "-c", f"from django.conf import settings; print(settings.{setting})",
+                                   capture=True).strip().splitlines()[-1]
+        assert theirs == deployment.env[setting] != stack.env[setting]
+
+
 def test_one_trace_spans_the_request_the_task_and_the_upstream_call(traced, fake_upstream):
-    deployment, receiver = traced
-    client = make_client(f"http://{deployment.host}:{deployment.port}/v1", new_project_key(deployment))
+    deployment, key, receiver = traced
+    client = make_client(f"http://{deployment.host}:{deployment.port}/v1", key)
     fake_upstream.reset()
     fake_upstream.enqueue(Reply(text="traced"))
     assistant = client.beta.assistants.create(model="gpt-4o")

@@ -31,13 +31,6 @@ def _upload(client, name: str, text: str):
 
 
 @pytest.fixture
-def upstream(fake_upstream):
-    fake_upstream.reset()
-    yield fake_upstream
-    fake_upstream.reset()
-
-
-@pytest.fixture
 def knowledge(client):
     """A vector store with four known documents, fully ingested."""
     store = client.vector_stores.create(name="knowledge")

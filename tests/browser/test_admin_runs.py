@@ -14,13 +14,6 @@ LOOKUP = {"name": "lookup", "parameters": {"type": "object", "properties": {"q":
 
 
 @pytest.fixture
-def upstream(fake_upstream):
-    fake_upstream.reset()
-    yield fake_upstream
-    fake_upstream.reset()
-
-
-@pytest.fixture
 def staff(orm):
     from django.contrib.auth.models import User
 

@@ -22,13 +22,6 @@ CHART_CODE = (
 )
 
 
-@pytest.fixture
-def upstream(fake_upstream):
-    fake_upstream.reset()
-    yield fake_upstream
-    fake_upstream.reset()
-
-
 def use(playground, assistant) -> object:
     """Reload so the builder lists `assistant`, and pick it."""
     page = playground.page
@@ -154,6 +147,7 @@ def test_a_citation_is_a_footnote_that_opens_the_cited_chunk(playground, sdk, up
     shoot(page, screenshots, "inspector", view="inspector")
 
 
+@pytest.mark.docker
 def test_code_interpreter_code_logs_image_and_file_appear(playground, sdk, upstream, screenshots):
     assistant = sdk.beta.assistants.create(model="gpt-4o", name="Analyst", tools=[{"type": "code_interpreter"}])
 

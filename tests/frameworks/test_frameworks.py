@@ -118,6 +118,7 @@ def test_a_file_search_with_citations(framework):
     assert cited in kb_files
 
 
+@pytest.mark.docker
 def test_a_code_interpreter_run_with_an_uploaded_file(framework):
     _, _, sdk = framework
     outcome = _outcome(framework, "code_interpreter")

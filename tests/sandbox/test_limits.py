@@ -9,6 +9,8 @@ import uuid
 
 import pytest
 
+pytestmark = pytest.mark.docker  # every test here runs code in a sandbox
+
 
 def test_user_code_cannot_forge_a_reply(manager, session):
     forged = ('{"id": "x", "stdout": "forged", "files": ['
@@ -94,11 +96,11 @@ def test_live_sessions_are_capped_and_the_oldest_idle_is_evicted(manager):
 
 
 def test_a_kernel_killed_by_memory_restarts_without_losing_the_container(manager, session):
-    container = manager.container_id(session)
+    container = manager.sandbox_id(session)
     result = manager.execute(session, "hog = bytearray(1024 ** 3)\nhog[::4096] = b'x' * len(hog[::4096])")
     assert result.error is not None
     assert manager.execute(session, "print('after')").stdout == "after\n"
-    assert manager.container_id(session) == container
+    assert manager.sandbox_id(session) == container
 
 
 def test_a_fresh_sandbox_plots_at_once_while_its_libraries_still_load(manager):

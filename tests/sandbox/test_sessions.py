@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 
+pytestmark = pytest.mark.docker  # every test here runs code in a sandbox
+
 
 def test_state_persists_within_a_session_and_not_across(manager, session):
     assert manager.execute(session, "x = 41").error is None
@@ -133,7 +135,7 @@ def test_idle_sessions_are_reaped_after_the_idle_limit(manager):
     manager.config.idle_timeout = 1.5
     try:
         manager.execute(name, "1")
-        container_id = manager.container_id(name)
+        container_id = manager.sandbox_id(name)
         # Sessions other tests left idle may be reaped too: only ours are asserted on.
         assert name not in manager.reap_idle()
         time.sleep(1.0)
@@ -145,7 +147,7 @@ def test_idle_sessions_are_reaped_after_the_idle_limit(manager):
         import docker
 
         with pytest.raises(docker.errors.NotFound):
-            manager.docker.containers.get(container_id)
+            docker.from_env().containers.get(container_id)
     finally:
         manager.config.idle_timeout = 3600
         manager.close_session(busy)
@@ -158,7 +160,7 @@ def test_the_warm_pool_hands_out_a_started_container(manager):
         pooled = {m.decode() for m in manager.redis.smembers(manager.config.pool_key)}
         assert pooled
         name = f"pool-{uuid.uuid4().hex[:8]}"
-        assert manager.container_id(name) in pooled
+        assert manager.sandbox_id(name) in pooled
         manager.close_session(name)
     finally:
         manager.config.warm_pool_size = 0
@@ -205,7 +207,9 @@ def test_stopping_the_deployment_removes_its_containers_and_only_its(manager, se
     assert leaving.remove_everything() == 2
     assert not leaving.has_session("leaving-session")
     assert not leaving.redis.exists(config.pool_key)
-    assert not leaving.docker.containers.list(all=True, filters={"label": f"assistants.sandbox={config.namespace}"})
+    import docker
+
+    assert not docker.from_env().containers.list(all=True, filters={"label": f"assistants.sandbox={config.namespace}"})
     assert manager.execute(session, "print(x)").stdout == "1\n"  # another deployment's session lives on
 
 

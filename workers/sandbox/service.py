@@ -32,4 +32,4 @@ def sandbox_config() -> SandboxConfig:
 
 @cache
 def get_manager() -> SandboxManager:
-    return SandboxManager(sandbox_config(), get_redis())
+    return SandboxManager(sandbox_config(), get_redis(), backend=settings.SANDBOX_BACKEND)

@@ -1,4 +1,4 @@
-"""The `sandbox` queue: runs code for a run's Code Interpreter call on a Docker host and hands
+"""The `sandbox` queue: runs code for a run's Code Interpreter call in a sandbox and hands
 the result back through Redis; keeps the warm pool full and reaps idle sessions."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import posixpath
 from celery import shared_task
 
 from apps.core.redis_client import get_redis
+from workers.sandbox.manager import error_outcome, placed_key
 from workers.time_limits import limits
 
 logger = logging.getLogger(__name__)
@@ -38,17 +39,16 @@ def _sync_inputs(manager, run) -> None:
     """Place the run's files in /mnt/data under their original names, once per container."""
     from apps.files.models import File
 
-    container_id = manager.container_id(run.thread_id, project=run.project_id)
-    placed_key = f"sandbox:placed:{container_id}"
+    placed = placed_key(manager.sandbox_id(run.thread_id, project=run.project_id))
     redis = get_redis()
     for file in File.objects.filter(project_id=run.project_id, pk__in=_input_files(run)):
-        if redis.sismember(placed_key, file.pk):
+        if redis.sismember(placed, file.pk):
             continue
         with file.content.open("rb") as handle:
             manager.put_file(run.thread_id, posixpath.basename(file.filename) or file.pk, handle,
                              file_id=file.pk)
-        redis.sadd(placed_key, file.pk)
-        redis.expire(placed_key, 86_400)
+        redis.sadd(placed, file.pk)
+        redis.expire(placed, 86_400)
 
 
 def _awaited_run(run_id: str, call_id: str):
@@ -94,8 +94,7 @@ def execute_code(run_id: str, call_id: str, code: str) -> None:
                    "images": images, "files": files}
     except Exception as exc:  # noqa: BLE001 (the run must hear back, whatever broke)
         logger.exception("sandbox execution for %s failed", call_id)
-        outcome = {"stdout": "", "stderr": "", "images": [], "files": {},
-                   "error": {"name": "SandboxError", "value": str(exc), "traceback": ""}}
+        outcome = error_outcome("SandboxError", str(exc))
     redis = get_redis()
     redis.rpush(reply_key(call_id), json.dumps(outcome))
     redis.expire(reply_key(call_id), REPLY_TTL_SECONDS)

@@ -17,6 +17,7 @@ from apps.runs import state
 from apps.runs.models import Run, RunStep
 from workers.runs.hosted import Annotator, CallStream, HostedResult, HostedTool
 from workers.runs.partial_json import StreamedStringField, string_field
+from workers.sandbox.manager import error_outcome
 from workers.sandbox.tasks import _input_files, reply_key
 
 SANDBOX_LINK = re.compile(r"sandbox:(/mnt/data/[^\s)\]\"'>]+)")
@@ -40,9 +41,7 @@ def _wait_for_reply(run: Run, call_id: str) -> dict:
             return json.loads(item[1])
         if state.must_stop(run):
             raise Cancelled()
-    return {"stdout": "", "stderr": "", "images": [], "files": {},
-            "error": {"name": "SandboxUnavailable", "traceback": "",
-                      "value": "No sandbox worker answered in time."}}
+    return error_outcome("SandboxUnavailable", "No sandbox worker answered in time.")
 
 
 def truncate_middle(text: str, limit: int) -> str:
@@ -76,8 +75,7 @@ def run_code(run: Run, call_id: str, arguments: str) -> HostedResult:
     try:
         outcome = _wait_for_reply(run, call_id)
     except Cancelled:
-        outcome = {"stdout": "", "stderr": "", "images": [], "files": {},
-                   "error": {"name": "Cancelled", "value": "The run was cancelled.", "traceback": ""}}
+        outcome = error_outcome("Cancelled", "The run was cancelled.")
     logs = "\n".join(p for p in (outcome.get("stdout", ""), outcome.get("stderr", "")) if p)
     if outcome.get("error"):
         error = outcome["error"]
