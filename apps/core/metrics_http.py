@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import time
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-
 from apps.core.metrics import HTTP_DURATION, HTTP_REQUESTS
+from apps.core.middleware import ResponseMiddleware
 
 
 def route_of(request) -> str:
@@ -23,26 +22,9 @@ def _record(request, response, started: float) -> None:
     HTTP_DURATION.labels(route, request.method).observe(time.perf_counter() - started)
 
 
-class HttpMetricsMiddleware:
-    async_capable = True
-    sync_capable = True
+class HttpMetricsMiddleware(ResponseMiddleware):
+    def before(self, request) -> float:
+        return time.perf_counter()
 
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
-        self._async = iscoroutinefunction(get_response)
-        if self._async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if self._async:
-            return self._acall(request)
-        started = time.perf_counter()
-        response = self.get_response(request)
+    def after(self, request, response, started: float) -> None:
         _record(request, response, started)
-        return response
-
-    async def _acall(self, request):
-        started = time.perf_counter()
-        response = await self.get_response(request)
-        _record(request, response, started)
-        return response

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import uuid
+from abc import ABC, abstractmethod
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.urls import Resolver404, resolve
@@ -8,8 +10,9 @@ from django.urls import Resolver404, resolve
 from apps.core import log_context
 
 
-class RequestIdMiddleware:
-    """Every response carries an x-request-id, which the SDK exposes as `request_id`."""
+class ResponseMiddleware(ABC):
+    """A middleware that works on the request before the view (`before`, whose result it keeps)
+    and on the response after it (`after`), the same under ASGI and WSGI."""
 
     async_capable = True
     sync_capable = True
@@ -20,19 +23,35 @@ class RequestIdMiddleware:
         if self._async:
             markcoroutinefunction(self)
 
+    def before(self, request) -> Any:
+        return None
+
+    @abstractmethod
+    def after(self, request, response, kept: Any) -> None: ...
+
     def __call__(self, request):
         if self._async:
             return self._acall(request)
-        request_id = _begin(request)
+        kept = self.before(request)
         response = self.get_response(request)
-        response["x-request-id"] = request_id
+        self.after(request, response, kept)
         return response
 
     async def _acall(self, request):
-        request_id = _begin(request)
+        kept = self.before(request)
         response = await self.get_response(request)
-        response["x-request-id"] = request_id
+        self.after(request, response, kept)
         return response
+
+
+class RequestIdMiddleware(ResponseMiddleware):
+    """Every response carries an x-request-id, which the SDK exposes as `request_id`."""
+
+    def before(self, request) -> str:
+        return _begin(request)
+
+    def after(self, request, response, request_id: str) -> None:
+        response["x-request-id"] = request_id
 
 
 def _begin(request) -> str:

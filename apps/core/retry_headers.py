@@ -4,7 +4,7 @@ retries what will."""
 
 from __future__ import annotations
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from apps.core.middleware import ResponseMiddleware
 
 # Answers a retry can fix: a timeout, a concurrent duplicate, a rate limit, an overloaded or
 # restarting server. Everything else 4xx is final for that request.
@@ -27,24 +27,6 @@ def apply(request, response) -> None:
         response["x-should-retry"] = "false"
 
 
-class RetryHeadersMiddleware:
-    async_capable = True
-    sync_capable = True
-
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
-        self._async = iscoroutinefunction(get_response)
-        if self._async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if self._async:
-            return self._acall(request)
-        response = self.get_response(request)
+class RetryHeadersMiddleware(ResponseMiddleware):
+    def after(self, request, response, kept: None) -> None:
         apply(request, response)
-        return response
-
-    async def _acall(self, request):
-        response = await self.get_response(request)
-        apply(request, response)
-        return response
