@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db import IntegrityError
 
@@ -79,9 +79,8 @@ class CallRecord:
                 return inner(*args)
             return wrapped
 
-        return StreamCallbacks(on_text=first(callbacks.on_text),
-                               on_tool_call=first(callbacks.on_tool_call),
-                               should_stop=callbacks.should_stop)
+        return replace(callbacks, on_text=first(callbacks.on_text),
+                       on_tool_call=first(callbacks.on_tool_call))
 
     def finish(self, completion: Completion, batch: Batch) -> None:
         """The row, finished, goes into the turn's closing `batch`."""

@@ -48,6 +48,10 @@ class Heartbeat:
         self.watched = watch().add(self.run_id, self.attempt)
         return self
 
+    def set_waker(self, waker) -> None:
+        if self.watched is not None:
+            self.watched.waker = waker
+
     def stop(self) -> None:
         """No more beats for this attempt (a hand-back revokes it); safe to call twice."""
         if self.watched is not None:
@@ -198,7 +202,7 @@ class RunExecution:
             writer.on_tool_call(call, fragment)
 
         callbacks = StreamCallbacks(on_text=writer.on_text, on_tool_call=on_tool_call,
-                                    should_stop=self.should_stop)
+                                    should_stop=self.should_stop, set_waker=self.heartbeat.set_waker)
         request = self._request(messages, remaining_completion)
         call = record_model_call(run, request, context, budget)  # what the model is sent (admin)
         release_connection()  # none is held while the model thinks

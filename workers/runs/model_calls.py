@@ -5,13 +5,15 @@ thread so a slow upstream never blocks a cancel)."""
 from __future__ import annotations
 
 import contextvars
+import json
 import queue
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import chain
 
 import openai
 from django.conf import settings
@@ -67,6 +69,10 @@ class StreamCallbacks:
     on_text: Callable[[str], None]
     on_tool_call: Callable[[ToolCallOut, str], None]  # (call so far, new argument fragment)
     should_stop: Callable[[], bool]
+    # Given a function that wakes the waiting stream, or None to take it back: whoever learns
+    # of a stop (the run watch) calls it, so a run waiting on a quiet model is not woken every
+    # STOP_CHECK_SECONDS to ask. Without it, should_stop is polled at that interval.
+    set_waker: Callable[[Callable[[], None] | None], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -157,14 +163,38 @@ def _retry_delay(error: openai.APIStatusError | None, attempt: int) -> float:
 
 def _read_stream(request: dict, model: str, sink: queue.Queue, holder: dict) -> None:
     try:
-        with tracing.upstream_call(model, backend_for(model).base_url, request) as request:
-            stream = client_for(model).chat.completions.create(**request)
-            holder["stream"] = stream
-            for chunk in stream:
+        with tracing.upstream_call(model, backend_for(model).base_url, request) as request, \
+                client_for(model).chat.completions.with_streaming_response.create(**request) as response:
+            holder["stream"] = response
+            for chunk in _chunks(response):
                 sink.put(chunk)
         sink.put(_END)
     except BaseException as exc:  # noqa: BLE001 (handed to the consuming thread, which decides)
         sink.put(exc)
+
+
+def _chunks(response) -> Iterator[dict]:
+    """The completion chunks of the SSE body as plain dicts, read as the SDK's own stream reads
+    them (an `error` in a chunk raises APIError). The SDK's typed chunk objects cost a runs
+    worker 40% of its time per chunk."""
+    data: list[str] = []
+    for line in chain(response.iter_lines(), [""]):  # a last event may lack its blank line
+        if line.startswith("data:"):
+            data.append(line[6:] if line.startswith("data: ") else line[5:])
+            continue
+        if line or not data:
+            continue  # `event:`, `id:` and comment lines, or a blank line between events
+        payload, data = "\n".join(data), []
+        if payload.startswith("[DONE]"):
+            return
+        chunk = json.loads(payload)
+        if isinstance(chunk, dict) and chunk.get("error"):
+            error = chunk["error"]
+            message = error.get("message") if isinstance(error, dict) else None
+            raise openai.APIError(message if isinstance(message, str) and message
+                                  else "An error occurred during streaming",
+                                  request=response.http_request, body=error)
+        yield chunk
 
 
 def _classify(exc: BaseException, model: str = "") -> tuple[bool, UpstreamError]:
@@ -265,8 +295,11 @@ def _sleep_unless_stopped(seconds: float, should_stop: Callable[[], bool]) -> No
 
 
 # How often a run waiting on its stream checks whether to stop: each wake-up of each waiting
-# run costs the process CPU, and a worker carries many of them.
+# run costs the process CPU, and a worker carries many of them. A run that is woken when told
+# to stop checks only for what nobody tells it (its expiry, which the sweeper also signals).
 STOP_CHECK_SECONDS = 0.2
+WOKEN_CHECK_SECONDS = 5.0
+_WAKE = object()
 
 
 def _consume(request: dict, model: str, callbacks: StreamCallbacks, result: Completion) -> None:
@@ -275,21 +308,38 @@ def _consume(request: dict, model: str, callbacks: StreamCallbacks, result: Comp
     reader = threading.Thread(target=contextvars.copy_context().run, daemon=True,  # the trace
                               args=(_read_stream, request, model, sink, holder))
     reader.start()
+    check_every = STOP_CHECK_SECONDS
+    if callbacks.set_waker is not None:
+        callbacks.set_waker(lambda: sink.put(_WAKE))
+        check_every = WOKEN_CHECK_SECONDS
+    try:
+        _relay_chunks(sink, holder, callbacks, result, check_every)
+    finally:
+        if callbacks.set_waker is not None:
+            callbacks.set_waker(None)
+
+
+def _relay_chunks(sink: queue.Queue, holder: dict, callbacks: StreamCallbacks, result: Completion,
+                  check_every: float) -> None:
     emitted = False
     calls: dict[int, ToolCallOut] = {}
     next_check = 0.0
     while True:
         now = time.monotonic()
+        item = None
         if now >= next_check:
-            next_check = now + STOP_CHECK_SECONDS
+            next_check = now + check_every
+        else:
+            try:
+                item = sink.get(timeout=next_check - now)
+            except queue.Empty:
+                continue
+        if item is None or item is _WAKE:
             if callbacks.should_stop():
                 stream = holder.get("stream")
                 if stream is not None:
                     threading.Thread(target=stream.close, daemon=True).start()
                 raise Stopped()
-        try:
-            item = sink.get(timeout=STOP_CHECK_SECONDS)
-        except queue.Empty:
             continue
         if item is _END:
             if result.finish_reason is None:
@@ -297,25 +347,28 @@ def _consume(request: dict, model: str, callbacks: StreamCallbacks, result: Comp
             break
         if isinstance(item, BaseException):
             raise (_EmittedFailure if emitted else _Failure)(item)
-        if item.usage is not None:
-            result.prompt_tokens = item.usage.prompt_tokens or 0
-            result.completion_tokens = item.usage.completion_tokens or 0
-        for choice in item.choices:
-            delta = choice.delta
-            if delta is not None and delta.content:
+        usage = item.get("usage")
+        if usage:
+            result.prompt_tokens = usage.get("prompt_tokens") or 0
+            result.completion_tokens = usage.get("completion_tokens") or 0
+        for choice in item.get("choices") or ():
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if content:
                 emitted = True
-                result.text += delta.content
-                callbacks.on_text(delta.content)
-            for call_delta in (delta.tool_calls if delta is not None else None) or []:
+                result.text += content
+                callbacks.on_text(content)
+            for call_delta in delta.get("tool_calls") or ():
                 emitted = True
-                call = calls.get(call_delta.index)
+                function = call_delta.get("function") or {}
+                call = calls.get(call_delta.get("index"))
                 if call is None:
-                    call = ToolCallOut(index=len(calls), id=call_delta.id or "",
-                                       name=(call_delta.function.name if call_delta.function else "") or "")
-                    calls[call_delta.index] = call
+                    call = ToolCallOut(index=len(calls), id=call_delta.get("id") or "",
+                                       name=function.get("name") or "")
+                    calls[call_delta.get("index")] = call
                     result.tool_calls.append(call)
-                fragment = (call_delta.function.arguments if call_delta.function else "") or ""
+                fragment = function.get("arguments") or ""
                 call.fragments.append(fragment)
                 callbacks.on_tool_call(call, fragment)
-            if choice.finish_reason:
-                result.finish_reason = choice.finish_reason
+            if choice.get("finish_reason"):
+                result.finish_reason = choice["finish_reason"]

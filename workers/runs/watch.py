@@ -8,11 +8,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
 
 from apps.runs import events, state
+from workers.runs import handback
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +30,14 @@ class Watched:
     superseded: bool = False  # another attempt owns the run (a refused beat or the owner key)
     told: bool = False        # the run was cancelled or ended elsewhere
     signals_read: bool = False
+    # Wakes the run while it waits on the model, once it has a reason to stop.
+    waker: Callable[[], None] | None = None
+
+    def wake_if_stopping(self) -> None:
+        waker = self.waker
+        if waker is not None and (self.superseded or self.told or handback.hand_back_due()):
+            self.waker = None
+            waker()
 
 
 class RunWatch:
@@ -73,6 +83,8 @@ class RunWatch:
                     self._next_beat = now + settings.RUN_ORPHAN_AFTER_SECONDS / 4
                 if runs:
                     self._read_signals(runs)
+                for watched in runs:
+                    watched.wake_if_stopping()
                 self._restored(runs)
                 time.sleep(SIGNAL_SECONDS)
             except Exception as error:  # noqa: BLE001 (Redis trouble is retried, never fatal)
