@@ -1,15 +1,20 @@
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
-django_application = get_asgi_application()
+django.setup(set_prefix=False)
+
+from apps.core.request_threads import RequestThreads, SyncChainHandler  # noqa: E402
+
+# The middleware chain and view run in one hop to a reused thread (apps/core/request_threads.py).
+application = RequestThreads(SyncChainHandler())
 
 # Imported once Django is set up: the edge reads settings and, for /v1 bodies, API keys.
 from apps.core.edge import BodyLimitGuard  # noqa: E402
 
 # The edge bounds request bodies while they stream in, before Django reads them.
-application = BodyLimitGuard(django_application)
+application = BodyLimitGuard(application)
 
 from apps.core import tracing  # noqa: E402
 

@@ -64,13 +64,11 @@ def _serve(request: HttpRequest, name: str) -> HttpResponse:
     return _secured(response)
 
 
-# Async views: the page's parallel asset requests are answered on the event loop instead of
-# queueing for Django's one thread for synchronous views.
-async def index(request: HttpRequest) -> HttpResponse:
+def index(request: HttpRequest) -> HttpResponse:
     return _serve(request, "index.html")
 
 
-async def asset(request: HttpRequest, path: str) -> HttpResponse:
+def asset(request: HttpRequest, path: str) -> HttpResponse:
     return _serve(request, path)
 
 
