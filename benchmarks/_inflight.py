@@ -60,7 +60,8 @@ async def _streams(api_base: str, key: str, assistant_id: str, count: int) -> di
     # closed is retried.
     setup = client.with_options(max_retries=3)
     gate = asyncio.Semaphore(START_CONCURRENCY)
-    state = {"in_progress": 0, "peak": 0, "completed": 0, "errors": [], "peak_at": 0.0}
+    state = {"in_progress": 0, "peak": 0, "completed": 0, "errors": [], "peak_at": 0.0,
+             "opened": [], "started": []}
 
     async def one(index: int) -> None:
         running = False
@@ -68,11 +69,15 @@ async def _streams(api_base: str, key: str, assistant_id: str, count: int) -> di
             async with gate:
                 thread = await setup.beta.threads.create(
                     messages=[{"role": "user", "content": f"slow {index}"}])
+            asked = time.monotonic()
             stream = await client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id,
                                                            stream=True)
+            opened = time.monotonic()
+            state["opened"].append(opened - asked)
             async for event in stream:
                 if event.event == "thread.run.in_progress" and not running:
                     running = True
+                    state["started"].append(time.monotonic() - opened)
                     state["in_progress"] += 1
                     if state["in_progress"] > state["peak"]:
                         state["peak"], state["peak_at"] = state["in_progress"], time.monotonic()
@@ -136,6 +141,11 @@ def in_flight(stack, upstream, api_base: str, key: str, assistant_id: str) -> No
           f"{state['completed']} completed, {len(errors)} errors, {state['unfinished']} unfinished "
           f"after {elapsed:.1f} s"
           + (f" (first: {errors[:3]})" if errors else ""))
+    for label, values in (("POST …/runs until its stream opened", state["opened"]),
+                          ("stream opened until thread.run.in_progress", state["started"])):
+        if values:
+            print(f"  {label}: p50 {statistics.median(values) * 1000:.0f} ms, "
+                  f"p99 {percentile(values, 99) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms")
     if probes:
         print(f"API GET /v1/assistants meanwhile: p50 {statistics.median(probes) * 1000:.1f} ms, "
               f"p99 {percentile(probes, 99) * 1000:.1f} ms ({len(probes)} probes, "
