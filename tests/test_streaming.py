@@ -188,6 +188,35 @@ def test_a_cancelled_stream_closes_message_then_step_then_run(client, assistant,
     assert "thread.run.cancelling" in names
 
 
+def test_a_streaming_message_shows_its_text_so_far_and_a_cancel_keeps_all_of_it(client, assistant, upstream):
+    """While a slow answer streams, the message's row holds its text within about a second (the
+    worker saves all its streaming messages together, workers/runs/text_flush.py); a cancel
+    keeps every word that was streamed: no older save lands after the last one."""
+    import time
+
+    words = [f"w{i}" for i in range(30)]
+    upstream.enqueue(Reply(text=" ".join(words), per_chunk_delay=0.15))
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    seen = ""
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        for event in stream:
+            if event.event == "thread.message.delta":
+                seen += event.data.delta.content[0].text.value
+                if len(seen.split()) == 10:
+                    before = seen
+                    time.sleep(2.5)  # the stream's later events wait in Redis meanwhile
+                    message = client.beta.threads.messages.retrieve(event.data.id, thread_id=thread.id)
+                    assert message.status == "in_progress"
+                    assert message.content[0].text.value.startswith(before)
+                if len(seen.split()) == 15:
+                    client.beta.threads.runs.cancel(stream.current_run.id, thread_id=thread.id)
+    kept = client.beta.threads.messages.list(thread_id=thread.id, order="desc").data[0]
+    assert kept.status == "incomplete"
+    # A word the worker read as the cancel landed is kept though its delta was not sent.
+    assert kept.content[0].text.value.startswith(seen)
+    assert len(kept.content[0].text.value.split()) <= len(seen.split()) + 1
+
+
 def test_an_empty_streamed_answer_still_has_a_final_message(client, assistant, upstream):
     upstream.enqueue(Reply(text=None))
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Say nothing"}])

@@ -104,8 +104,9 @@ def transition(run_id: str, to: str, *, publish: bool = True, where: Q | None = 
 def claim(run_id: str) -> Run | None:
     """A worker takes a queued run that is not overdue: one UPDATE … RETURNING, which also
     hands back the project's token quota (`token_limit`, 0 for none), so the run's model calls
-    need no further read for it. None when the run is not claimable (ended, taken, cancelling,
-    overdue); the caller reads it then to find out why."""
+    need no further read for it; the claiming attempt then owns the run in Redis. None when the
+    run is not claimable (ended, taken, cancelling, overdue); the caller reads it then to find
+    out why."""
     from django.conf import settings
     from django.db.models import F
 
@@ -115,7 +116,13 @@ def claim(run_id: str) -> Run | None:
     quota = (f"SELECT COALESCE(p.tokens_per_minute, {int(settings.TOKEN_QUOTA_TPM)}) "
              "FROM core_project p WHERE p.id = runs_run.project_id")
     changed = update_returning(candidates, extra={"token_limit": quota}, **values)
-    return transitioned(changed[0]) if changed else None
+    if not changed:
+        return None
+    run = transitioned(changed[0], publish=False)
+    # Ownership and `thread.run.in_progress` in one round trip: it lies on the path to the
+    # first token.
+    events.claim(run.pk, run.attempts, announce=(f"thread.run.{run.status}", render_run(run)))
+    return run
 
 
 # RunStepObject.last_error.code allows only these; a run's other codes (invalid_prompt) are
@@ -232,9 +239,13 @@ def superseded(run: Run) -> bool:
     return events.stop_signals(run.pk, run.attempts)[1]
 
 
+# A run in these is held by the attempt that claimed it (cancelling: its worker ends it).
+HOLDING_STATUSES = ("in_progress", "cancelling")
+
+
 def holds(attempt: int) -> Q:
-    """Rows of a run still held by `attempt` (it may be cancelling: its worker ends it)."""
-    return Q(attempts=attempt, status__in=("in_progress", "cancelling"))
+    """Rows of a run still held by `attempt`."""
+    return Q(attempts=attempt, status__in=HOLDING_STATUSES)
 
 
 def expire_if_overdue(run: Run) -> Run:

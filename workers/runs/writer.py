@@ -8,8 +8,6 @@ while it does, and deltas go through the Redis owner check. A worker recovery re
 
 from __future__ import annotations
 
-import time
-
 from django.db import connection, transaction
 from django.db.models import Exists, QuerySet
 
@@ -24,8 +22,7 @@ from apps.threads.rendering import render_message
 from workers.runs.hosted import CallStream, tool_for_call, tool_of_kind
 from workers.runs.model_calls import ToolCallOut
 from workers.runs.stream_annotations import StreamAnnotations
-
-FLUSH_SECONDS = 1.0
+from workers.runs.text_flush import flusher
 
 
 def held_by(run: Run) -> Exists:
@@ -68,7 +65,6 @@ class TurnWriter:
         self.message_closed = False
         self.tool_step: RunStep | None = None
         self.text = ""
-        self._last_flush = time.monotonic()
         self._call_ids: dict[int, str] = {}
         self._calls: dict[int, ToolCallOut] = {}
         self._streams: dict[int, CallStream] = {}  # hosted calls' arguments as they arrive
@@ -76,9 +72,13 @@ class TurnWriter:
         self._sent = 0  # how much of the text went out in deltas
         self.annotations: list[dict] = []  # those that went out, in text order
         self._annotations = StreamAnnotations()
+        self._held_events: list[tuple[str, dict]] | None = None  # see on_text
 
     # -- helpers ------------------------------------------------------------------------
     def _publish(self, batch: list[tuple[str, dict]]) -> None:
+        if self._held_events is not None:
+            self._held_events += batch
+            return
         events.publish_unless_stopped(self.run.pk, batch, self.attempt)
 
     def _create_held(self, *rows) -> None:
@@ -140,7 +140,6 @@ class TurnWriter:
         )
         self._create_held(step, message)
         release_connection()
-        self._last_flush = time.monotonic()
         self.message_step, self.message = step, message
         self._publish_step(step)
         # Announced empty, as OpenAI does: the text so far follows as deltas.
@@ -153,9 +152,18 @@ class TurnWriter:
         # The row holds a text part before the first delta goes out: whoever closes the message
         # early (cancel, expiry) publishes the row, and the SDK indexes it by the deltas it saw.
         if self.message is None:
-            self.open_message()  # created with the first text in it
-        elif time.monotonic() - self._last_flush > FLUSH_SECONDS:
-            self.flush()
+            # The step's and message's creation and the first delta go out in one round trip:
+            # they lie on the path to the first token.
+            self._held_events = []
+            try:
+                self.open_message()  # created with the first text in it
+                self._send_text(self._annotations.held_from(self.text, self._sent))
+            finally:
+                held, self._held_events = self._held_events, None
+            if held:
+                self._publish(held)
+            return
+        flusher().submit(self.message.pk, self._content([]), self.run.pk, self.attempt)
         self._send_text(self._annotations.held_from(self.text, self._sent))
 
     def _send_text(self, end: int) -> None:
@@ -175,10 +183,11 @@ class TurnWriter:
             "delta": {"content": [{"index": 0, "type": "text", "text": text_part}]}})])
 
     def flush(self) -> None:
-        """The text so far into the row, while the message is still open."""
+        """The text so far into the row now, while the message is still open (the text flusher
+        saves it about once a second meanwhile)."""
         if self.message is None:
             return
-        self._last_flush = time.monotonic()
+        flusher().withdraw(self.message.pk)
         changed = fenced(Message.objects.filter(pk=self.message.pk, status="in_progress"),
                          self.run).update(content=self._content([]))
         if not changed:
