@@ -76,13 +76,13 @@ def retrying(operation: Callable[[], T], what: str, *, idempotent: bool = True) 
 
 
 def publish(run_id: str, event: str, data: dict | str, *, pipeline=None) -> None:
-    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
-    target = pipeline if pipeline is not None else get_redis().pipeline(transaction=False)
-    target.xadd(stream_key(run_id), {"event": event, "data": payload},
-                maxlen=STREAM_MAXLEN, approximate=True)
-    target.expire(stream_key(run_id), STREAM_TTL_SECONDS)
     if pipeline is None:
-        retrying(target.execute, "publish", idempotent=False)
+        publish_many(run_id, [(event, data)])
+        return
+    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    pipeline.xadd(stream_key(run_id), {"event": event, "data": payload},
+                  maxlen=STREAM_MAXLEN, approximate=True)
+    pipeline.expire(stream_key(run_id), STREAM_TTL_SECONDS)
 
 
 # XADD unless the run was cancelled, told to stop, or another attempt owns it, in one atomic
@@ -122,10 +122,15 @@ def publish_unless_stopped(run_id: str, events: list[tuple[str, dict | str]], at
 
 
 def publish_many(run_id: str, events: list[tuple[str, dict | str]]) -> None:
-    pipeline = get_redis().pipeline(transaction=False)
-    for event, data in events:
-        publish(run_id, event, data, pipeline=pipeline)
-    retrying(pipeline.execute, "publish", idempotent=False)
+    def send() -> list:
+        # A pipeline forgets its commands once executed, even when that failed: each try
+        # builds its own.
+        pipeline = get_redis().pipeline(transaction=False)
+        for event, data in events:
+            publish(run_id, event, data, pipeline=pipeline)
+        return pipeline.execute()
+
+    retrying(send, "publish", idempotent=False)
 
 
 def publish_done(run_id: str) -> None:
@@ -162,9 +167,19 @@ def stop_signals(run_id: str, attempt: int) -> tuple[bool, bool]:
     return told, owner is not None and owner.decode() != str(attempt)
 
 
-def claim(run_id: str, attempt: int) -> None:
-    """The attempt that just claimed the run owns it from now on; any older one is refused."""
-    retrying(lambda: get_redis().set(owner_key(run_id), str(attempt), ex=STREAM_TTL_SECONDS), "claim")
+def claim(run_id: str, attempt: int, announce: tuple[str, dict] | None = None) -> None:
+    """The attempt that just claimed the run owns it from now on; any older one is refused.
+    `announce`, an event, is published in the same round trip, after."""
+    def send() -> list:
+        # A pipeline forgets its commands once executed, even when that failed: each try
+        # builds its own.
+        pipeline = get_redis().pipeline(transaction=False)
+        pipeline.set(owner_key(run_id), str(attempt), ex=STREAM_TTL_SECONDS)
+        if announce is not None:
+            publish(run_id, *announce, pipeline=pipeline)
+        return pipeline.execute()
+
+    retrying(send, "claim", idempotent=False)
 
 
 def revoke(run_id: str, attempt: int) -> None:

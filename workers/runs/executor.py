@@ -389,7 +389,6 @@ def execute_run(run_id: str) -> None:
             state.expire(run_id)
         return  # else someone else has it, or it already ended
     attempt = claimed.attempts
-    events.claim(run_id, attempt)
     if claimed.resumes:
         state.log_recovery(run_id, "resumed_by_worker", attempt, resumes=claimed.resumes)
     try:
