@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
@@ -75,16 +76,59 @@ def _frames(entries: list) -> tuple[bytes, bytes, str]:
     return b"".join(chunks), position, name
 
 
-def _run_status(run_id: str) -> str | None:
+def _run_statuses(run_ids: list[str]) -> dict[str, str]:
     try:
-        return Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+        return dict(Run.objects.filter(pk__in=run_ids).values_list("pk", "status"))
     finally:
         connection.close()  # straight back to the pool
 
 
+class _StatusReads:
+    """The quiet streams' reads of their runs' status, gathered: the streams of this event loop
+    that are due within BATCH_SECONDS of each other share one query. A thousand quiet streams
+    each reading alone cost the web process a tenth of its time."""
+
+    BATCH_SECONDS = 0.05
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, list[asyncio.Future]] = {}
+
+    async def status(self, run_id: str) -> str | None:
+        future = asyncio.get_running_loop().create_future()
+        if not self._waiting:
+            asyncio.get_running_loop().create_task(self._read())
+        self._waiting.setdefault(run_id, []).append(future)
+        return await future
+
+    async def _read(self) -> None:
+        await asyncio.sleep(self.BATCH_SECONDS)
+        waiting, self._waiting = self._waiting, {}
+        try:
+            found = await sync_to_async(_run_statuses, thread_sensitive=False)(list(waiting))
+        except Exception as error:  # noqa: BLE001 (each stream decides what a failed read means)
+            outcome = {"exception": error}
+        else:
+            outcome = None
+        for run_id, futures in waiting.items():
+            for future in futures:
+                if future.done():
+                    continue  # its stream went away meanwhile
+                if outcome is not None:
+                    future.set_exception(outcome["exception"])
+                else:
+                    future.set_result(found.get(run_id))
+
+
+_status_reads: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 async def _run_has_ended(run_id: str) -> tuple[bool, str | None]:
+    loop = asyncio.get_running_loop()
+    reads = _status_reads.get(loop)
+    if reads is None:
+        reads = _status_reads[loop] = _StatusReads()
     try:
-        status = await sync_to_async(_run_status, thread_sensitive=False)(run_id)
+        status = await reads.status(run_id)
     except DatabaseError:
         logger.warning("SSE relay could not read run %s; it keeps waiting", run_id, exc_info=True)
         return False, None
