@@ -170,6 +170,9 @@ MAINTENANCE_INTERVAL_SECONDS = env_float("MAINTENANCE_INTERVAL_SECONDS", 5.0, mi
 # lapses BEAT_LOCK_SECONDS after a beat that died stopped renewing it.
 RUN_DRAIN_SECONDS = env_float("RUN_DRAIN_SECONDS", 5.0, minimum=0.0)
 WEB_DRAIN_SECONDS = env_float("WEB_DRAIN_SECONDS", 5.0, minimum=0.0)
+# Requests of a web process that run their synchronous part at once (apps/core/request_threads.py);
+# 0: no limit.
+WEB_REQUEST_SLOTS = env_int("WEB_REQUEST_SLOTS", 4, minimum=0)
 BEAT_LOCK_SECONDS = env_float("BEAT_LOCK_SECONDS", 30.0, minimum=1.0)
 
 # Celery: JSON only, one queue per kind of work.
