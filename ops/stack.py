@@ -218,7 +218,9 @@ class Stack:
         return [
             sys.executable, "-m", "celery", "-A", "assistants_project", "worker",
             *WORKER_QUEUES[queue], "-n", f"{queue}-{os.getpid()}-{self.port}@%h", "--loglevel", "INFO",
-            "--without-gossip", "--without-mingle",
+            # No Celery worker heartbeat events either: nothing reads them (runs prove alive
+            # through their own heartbeats), and each costs the busy worker a publish.
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]
 
     def start_worker(self, queue: str) -> subprocess.Popen:
