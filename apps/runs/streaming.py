@@ -92,11 +92,16 @@ class _StatusReads:
 
     def __init__(self) -> None:
         self._waiting: dict[str, list[asyncio.Future]] = {}
+        # The loop holds its tasks weakly: one nobody refers to can vanish before it is done,
+        # and with it the answer its streams wait for.
+        self._reading: set[asyncio.Task] = set()
 
     async def status(self, run_id: str) -> str | None:
         future = asyncio.get_running_loop().create_future()
         if not self._waiting:
-            asyncio.get_running_loop().create_task(self._read())
+            reading = asyncio.get_running_loop().create_task(self._read())
+            self._reading.add(reading)
+            reading.add_done_callback(self._reading.discard)
         self._waiting.setdefault(run_id, []).append(future)
         return await future
 
