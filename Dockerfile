@@ -11,4 +11,4 @@ COPY . .
 RUN useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
 USER app
 EXPOSE 8000
-CMD ["uvicorn", "assistants_project.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]
+CMD ["uvicorn", "assistants_project.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", "--timeout-keep-alive", "75"]

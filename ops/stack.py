@@ -208,6 +208,10 @@ class Stack:
         self._spawn("web", [
             sys.executable, "-m", "uvicorn", "assistants_project.asgi:application",
             "--host", self.host, "--port", str(self.port), "--no-access-log",
+            # An idle connection is kept past its client's own expiry (httpx, so the SDKs: 5 s)
+            # and a proxy's (60 s): the client lets go first, and never sends a request into a
+            # connection being closed (a "Connection error" on a POST it must not retry).
+            "--timeout-keep-alive", "75",
             # Past the streams' drain (WEB_DRAIN_SECONDS, plus one Redis block), so a stream
             # ends with `done` before uvicorn would cut it.
             "--timeout-graceful-shutdown", str(int(float(self.env.get("WEB_DRAIN_SECONDS") or 5) + 7)),
