@@ -6,6 +6,7 @@ the runs worker's memory per run in flight."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import statistics
 import threading
@@ -32,9 +33,13 @@ def _rss_bytes(pid: int) -> int:
     return 0
 
 
-def _probe(api_base: str, key: str, stop: threading.Event, timings: list[float], errors: list[str]) -> None:
+def _probe(api_base: str, key: str, stop, results) -> None:
+    """Runs in a process of its own: in the bench's, it would wait for the bench's own Python
+    (the client's streams and the fake upstream) and measure that instead of the server."""
     import httpx2
 
+    timings: list[float] = []
+    errors: list[str] = []
     with httpx2.Client(base_url=api_base, headers={"Authorization": f"Bearer {key}",
                                                    "OpenAI-Beta": "assistants=v2"}, timeout=10) as http:
         while not stop.is_set():
@@ -47,6 +52,7 @@ def _probe(api_base: str, key: str, stop: threading.Event, timings: list[float],
                 errors.append(type(error).__name__)
             timings.append(time.perf_counter() - started)
             stop.wait(PROBE_SECONDS)
+    results.put((timings, errors))
 
 
 async def _streams(api_base: str, key: str, assistant_id: str, count: int) -> dict:
@@ -61,7 +67,7 @@ async def _streams(api_base: str, key: str, assistant_id: str, count: int) -> di
     setup = client.with_options(max_retries=3)
     gate = asyncio.Semaphore(START_CONCURRENCY)
     state = {"in_progress": 0, "peak": 0, "completed": 0, "errors": [], "peak_at": 0.0,
-             "opened": [], "started": []}
+             "opened": [], "started": [], "last": {}}
 
     async def one(index: int) -> None:
         running = False
@@ -75,6 +81,7 @@ async def _streams(api_base: str, key: str, assistant_id: str, count: int) -> di
             opened = time.monotonic()
             state["opened"].append(opened - asked)
             async for event in stream:
+                state["last"][index] = (getattr(event.data, "id", ""), event.event)
                 if event.event == "thread.run.in_progress" and not running:
                     running = True
                     state["started"].append(time.monotonic() - opened)
@@ -86,7 +93,9 @@ async def _streams(api_base: str, key: str, assistant_id: str, count: int) -> di
                 elif event.event in ("thread.run.failed", "thread.run.expired", "error"):
                     state["errors"].append(event.event)
         except Exception as error:  # noqa: BLE001 (each failure is counted)
-            state["errors"].append(f"{type(error).__name__}: {str(error)[:80]}")
+            cause = error.__cause__ or error.__context__
+            state["errors"].append(f"{type(error).__name__}: {str(error)[:80]}"
+                                   + (f" ({type(cause).__name__}: {str(cause)[:80]})" if cause else ""))
         finally:
             if running:
                 state["in_progress"] -= 1
@@ -98,6 +107,7 @@ async def _streams(api_base: str, key: str, assistant_id: str, count: int) -> di
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     state["unfinished"] = len(pending)
+    state["unfinished_last"] = [state["last"].get(tasks.index(task)) for task in list(pending)[:3]]
     await client.close()
     return state
 
@@ -113,9 +123,9 @@ def in_flight(stack, upstream, api_base: str, key: str, assistant_id: str) -> No
     baseline = _rss_bytes(worker)
     peak_rss = [baseline]
     stop = threading.Event()
-    probes: list[float] = []
-    probe_errors: list[str] = []
-    prober = threading.Thread(target=_probe, args=(api_base, key, stop, probes, probe_errors), daemon=True)
+    spawn = multiprocessing.get_context("spawn")
+    probe_stop, probe_results = spawn.Event(), spawn.Queue()
+    prober = spawn.Process(target=_probe, args=(api_base, key, probe_stop, probe_results), daemon=True)
 
     def sample_memory() -> None:
         while not stop.is_set():
@@ -130,6 +140,8 @@ def in_flight(stack, upstream, api_base: str, key: str, assistant_id: str) -> No
         state = asyncio.run(_streams(api_base, key, assistant_id, IN_FLIGHT))
     finally:
         stop.set()
+        probe_stop.set()
+        probes, probe_errors = probe_results.get(timeout=30)
         prober.join(15)
         sampler.join(5)
         upstream.set_responder(None)
@@ -140,7 +152,8 @@ def in_flight(stack, upstream, api_base: str, key: str, assistant_id: str) -> No
           f"{state['peak']} in progress at once ({state['peak_at'] - started:.1f} s in), "
           f"{state['completed']} completed, {len(errors)} errors, {state['unfinished']} unfinished "
           f"after {elapsed:.1f} s"
-          + (f" (first: {errors[:3]})" if errors else ""))
+          + (f" (first: {errors[:3]})" if errors else "")
+          + (f" (unfinished, last event seen: {state['unfinished_last']})" if state["unfinished"] else ""))
     for label, values in (("POST …/runs until its stream opened", state["opened"]),
                           ("stream opened until thread.run.in_progress", state["started"])):
         if values:
