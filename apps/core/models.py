@@ -56,6 +56,7 @@ class Project(models.Model):
     def save(self, *args, **kwargs):
         if not self.id:
             self.id = new_id("project")
+            kwargs.setdefault("force_insert", True)
         super().save(*args, **kwargs)
 
     def __str__(self) -> str:
@@ -128,6 +129,8 @@ class ProjectScoped(models.Model):
     def save(self, *args, **kwargs):
         if not self.id:
             self.id = new_id(self.id_kind)
+            # A fresh id names no row: without this Django tries an UPDATE before the INSERT.
+            kwargs.setdefault("force_insert", True)
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):

@@ -97,15 +97,16 @@ def _check_named_tool(run: Run) -> None:
         )
 
 
+def _already_active(thread_id: str) -> InvalidRequestError:
+    return InvalidRequestError(f"Thread {thread_id} already has an active run {active_run_id(thread_id)}.")
+
+
 def _insert_and_enqueue(run: Run, opening_events: list[tuple[str, dict]]) -> Run:
+    """In the caller's transaction, without a savepoint of its own (two round trips on the way
+    to the first token): the thread's lock, or its being new, leaves the one-active-run
+    constraint nothing to catch but a race the caller answers after rolling back."""
     _check_named_tool(run)
-    try:
-        with transaction.atomic():
-            run.save()
-    except IntegrityError:
-        raise InvalidRequestError(
-            f"Thread {run.thread_id} already has an active run {active_run_id(run.thread_id)}."
-        ) from None
+    run.save()
     snapshot = render_run(run)
     opening = [*opening_events, ("thread.run.created", snapshot), ("thread.run.queued", snapshot)]
 
@@ -121,16 +122,21 @@ def create_run(project: Project, thread_id: str, *, assistant_id: str, include: 
                additional_messages: list[dict] | None = None, **options) -> Run:
     """`options`: any of RUN_FIELDS; what is not given comes from the assistant."""
     include = _validate_include(include)
-    with transaction.atomic():
-        thread = get_thread(project, thread_id, for_update=True)
-        assistant = get_assistant(project, assistant_id, param="assistant_id")
-        running = active_run_id(thread.pk)
-        if running:
-            raise InvalidRequestError(f"Thread {thread.pk} already has an active run {running}.")
-        if additional_messages:
-            add_run_messages(project, thread, additional_messages)
-        run = _build_run(project, thread, assistant, options, include)
-        return _insert_and_enqueue(run, [])
+    try:
+        with transaction.atomic():
+            thread = get_thread(project, thread_id, for_update=True)
+            assistant = get_assistant(project, assistant_id, param="assistant_id")
+            running = active_run_id(thread.pk)
+            if running:
+                raise InvalidRequestError(f"Thread {thread.pk} already has an active run {running}.")
+            if additional_messages:
+                add_run_messages(project, thread, additional_messages)
+            run = _build_run(project, thread, assistant, options, include)
+            return _insert_and_enqueue(run, [])
+    except IntegrityError as error:
+        if "one_active_run_per_thread" not in str(error):
+            raise
+        raise _already_active(thread_id) from None
 
 
 def create_thread_and_run(project: Project, *, assistant_id: str, thread: dict | None = None,
