@@ -113,7 +113,9 @@ def test_edits_begun_while_the_assistant_list_loads_are_kept(browser_page, origi
     page.goto(f"{origin}/playground/")
     page.get_by_label("API key", exact=True).fill(project_key)
     page.get_by_role("button", name="Sign in", exact=True).click()
-    page.wait_for_function("document.querySelector('#app') && !document.querySelector('#app').hidden")
+    # A function, not an expression: Playwright polls an expression with eval, which the page's
+    # CSP refuses (the test then failed whenever #app was not shown at the first look).
+    page.wait_for_function("() => document.querySelector('#app') && !document.querySelector('#app').hidden")
     while not held:
         page.wait_for_timeout(50)
     page.get_by_role("button", name="New assistant", exact=True).click()
