@@ -8,6 +8,14 @@ import asyncio
 from apps.core.request_threads import READS_IN_A_ROW, SLOT_HOLD_SECONDS, RequestSlots
 
 
+async def _occupied(slots: RequestSlots, read: bool = False) -> tuple[asyncio.Task, asyncio.Event]:
+    """A request holding a slot until the event is set."""
+    gate = asyncio.Event()
+    holder = asyncio.create_task(slots.run(read, gate.wait))
+    await asyncio.sleep(0)
+    return holder, gate
+
+
 def _work(log: list[str], name: str, seconds: float = 0.0):
     async def call():
         log.append(name)
@@ -18,15 +26,8 @@ def _work(log: list[str], name: str, seconds: float = 0.0):
 
 def test_reads_go_before_the_writes_waiting_ahead_of_them():
     async def scenario() -> list[str]:
-        slots, log = RequestSlots(1), []
-        gate = asyncio.Event()
-
-        async def holding():
-            log.append("first")
-            await gate.wait()
-
-        first = asyncio.create_task(slots.run(False, holding))
-        await asyncio.sleep(0)
+        slots, log = RequestSlots(1), ["first"]
+        first, gate = await _occupied(slots)
         writes = [asyncio.create_task(slots.run(False, _work(log, f"write{i}"))) for i in range(3)]
         await asyncio.sleep(0)
         read = asyncio.create_task(slots.run(True, _work(log, "read")))
@@ -42,13 +43,7 @@ def test_reads_go_before_the_writes_waiting_ahead_of_them():
 def test_a_stream_of_reads_lets_a_write_through():
     async def scenario() -> list[str]:
         slots, log = RequestSlots(1), []
-        gate = asyncio.Event()
-
-        async def holding():
-            await gate.wait()
-
-        first = asyncio.create_task(slots.run(True, holding))
-        await asyncio.sleep(0)
+        first, gate = await _occupied(slots, read=True)
         write = asyncio.create_task(slots.run(False, _work(log, "write")))
         reads = [asyncio.create_task(slots.run(True, _work(log, f"read{i}"))) for i in range(8)]
         await asyncio.sleep(0)
@@ -79,13 +74,7 @@ def test_a_slow_request_gives_its_slot_up():
 def test_a_request_that_goes_away_while_waiting_leaves_the_count_right():
     async def scenario() -> int:
         slots, log = RequestSlots(1), []
-        gate = asyncio.Event()
-
-        async def holding():
-            await gate.wait()
-
-        first = asyncio.create_task(slots.run(False, holding))
-        await asyncio.sleep(0)
+        first, gate = await _occupied(slots)
         gone = asyncio.create_task(slots.run(False, _work(log, "gone")))
         kept = asyncio.create_task(slots.run(False, _work(log, "kept")))
         await asyncio.sleep(0)
