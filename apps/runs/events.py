@@ -75,6 +75,18 @@ def retrying(operation: Callable[[], T], what: str, *, idempotent: bool = True) 
             delay = min(1.0, delay * 2)
 
 
+def _pipelined(queue_commands: Callable[[redis.client.Pipeline], None], what: str) -> list:
+    """The commands `queue_commands` adds, sent in one round trip, retried as `retrying` does a
+    non-idempotent write. A pipeline forgets its commands once executed, even when that failed,
+    so each try builds its own."""
+    def send() -> list:
+        pipeline = get_redis().pipeline(transaction=False)
+        queue_commands(pipeline)
+        return pipeline.execute()
+
+    return retrying(send, what, idempotent=False)
+
+
 def publish(run_id: str, event: str, data: dict | str, *, pipeline=None) -> None:
     if pipeline is None:
         publish_many(run_id, [(event, data)])
@@ -122,15 +134,11 @@ def publish_unless_stopped(run_id: str, events: list[tuple[str, dict | str]], at
 
 
 def publish_many(run_id: str, events: list[tuple[str, dict | str]]) -> None:
-    def send() -> list:
-        # A pipeline forgets its commands once executed, even when that failed: each try
-        # builds its own.
-        pipeline = get_redis().pipeline(transaction=False)
+    def queue_commands(pipeline) -> None:
         for event, data in events:
             publish(run_id, event, data, pipeline=pipeline)
-        return pipeline.execute()
 
-    retrying(send, "publish", idempotent=False)
+    _pipelined(queue_commands, "publish")
 
 
 def publish_done(run_id: str) -> None:
@@ -170,16 +178,12 @@ def stop_signals(run_id: str, attempt: int) -> tuple[bool, bool]:
 def claim(run_id: str, attempt: int, announce: tuple[str, dict] | None = None) -> None:
     """The attempt that just claimed the run owns it from now on; any older one is refused.
     `announce`, an event, is published in the same round trip, after."""
-    def send() -> list:
-        # A pipeline forgets its commands once executed, even when that failed: each try
-        # builds its own.
-        pipeline = get_redis().pipeline(transaction=False)
+    def queue_commands(pipeline) -> None:
         pipeline.set(owner_key(run_id), str(attempt), ex=STREAM_TTL_SECONDS)
         if announce is not None:
             publish(run_id, *announce, pipeline=pipeline)
-        return pipeline.execute()
 
-    retrying(send, "claim", idempotent=False)
+    _pipelined(queue_commands, "claim")
 
 
 def revoke(run_id: str, attempt: int) -> None:

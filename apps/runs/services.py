@@ -97,8 +97,8 @@ def _check_named_tool(run: Run) -> None:
         )
 
 
-def _already_active(thread_id: str) -> InvalidRequestError:
-    return InvalidRequestError(f"Thread {thread_id} already has an active run {active_run_id(thread_id)}.")
+def _already_active(thread_id: str, run_id: str | None) -> InvalidRequestError:
+    return InvalidRequestError(f"Thread {thread_id} already has an active run {run_id}.")
 
 
 def _insert_and_enqueue(run: Run, opening_events: list[tuple[str, dict]]) -> Run:
@@ -128,7 +128,7 @@ def create_run(project: Project, thread_id: str, *, assistant_id: str, include: 
             assistant = get_assistant(project, assistant_id, param="assistant_id")
             running = active_run_id(thread.pk)
             if running:
-                raise InvalidRequestError(f"Thread {thread.pk} already has an active run {running}.")
+                raise _already_active(thread.pk, running)
             if additional_messages:
                 add_run_messages(project, thread, additional_messages)
             run = _build_run(project, thread, assistant, options, include)
@@ -136,7 +136,7 @@ def create_run(project: Project, thread_id: str, *, assistant_id: str, include: 
     except IntegrityError as error:
         if "one_active_run_per_thread" not in str(error):
             raise
-        raise _already_active(thread_id) from None
+        raise _already_active(thread_id, active_run_id(thread_id)) from None
 
 
 def create_thread_and_run(project: Project, *, assistant_id: str, thread: dict | None = None,

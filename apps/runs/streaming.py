@@ -108,18 +108,18 @@ class _StatusReads:
     async def _read(self) -> None:
         await asyncio.sleep(self.BATCH_SECONDS)
         waiting, self._waiting = self._waiting, {}
+        found: dict[str, str] = {}
+        failure: Exception | None = None
         try:
             found = await sync_to_async(_run_statuses, thread_sensitive=False)(list(waiting))
         except Exception as error:  # noqa: BLE001 (each stream decides what a failed read means)
-            outcome = {"exception": error}
-        else:
-            outcome = None
+            failure = error
         for run_id, futures in waiting.items():
             for future in futures:
                 if future.done():
                     continue  # its stream went away meanwhile
-                if outcome is not None:
-                    future.set_exception(outcome["exception"])
+                if failure is not None:
+                    future.set_exception(failure)
                 else:
                     future.set_result(found.get(run_id))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 
 from django.db import connection
 
@@ -62,8 +63,8 @@ class TextFlusher:
             pass
 
     def _loop(self) -> None:
-        stop = threading.Event()
-        while not stop.wait(FLUSH_SECONDS):
+        while True:
+            time.sleep(FLUSH_SECONDS)
             with self._writing:
                 with self._lock:
                     batch, self._pending = self._pending, {}
@@ -74,7 +75,6 @@ class TextFlusher:
         rows = [(message_id, json.dumps(content), run_id, attempt)
                 for message_id, (content, run_id, attempt) in batch.items()]
         try:
-            connection.close_if_unusable_or_obsolete()
             with connection.cursor() as cursor:
                 for start in range(0, len(rows), ROWS_PER_STATEMENT):
                     part = rows[start:start + ROWS_PER_STATEMENT]
