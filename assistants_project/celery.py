@@ -19,10 +19,12 @@ from celery.signals import (  # noqa: E402
     worker_init,
 )
 
+from apps.core import broker_transport  # noqa: E402
 from apps.core.queue import ROUTES  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistants_project.settings")
 
+broker_transport.install()
 app = Celery("assistants")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_routes = ROUTES  # beat's periodic tasks; apps send through apps.core.queue
