@@ -8,6 +8,7 @@ from rest_framework.permissions import BasePermission
 from apps.core import log_context
 from apps.core.errors import AuthenticationError
 from apps.core.models import ApiKey, hash_api_key
+from apps.core.sql import first_row
 
 MISSING_KEY_MESSAGE = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -28,11 +29,8 @@ def api_key_for_header(header: str) -> ApiKey:
     raw_key = raw_key.strip()
     if scheme.lower() != "bearer" or not raw_key:
         raise AuthenticationError(MISSING_KEY_MESSAGE)
-    api_key = (
-        ApiKey.objects.select_related("project")
-        .filter(key_hash=hash_api_key(raw_key), revoked=False)
-        .first()
-    )
+    api_key = first_row(ApiKey, {"key_hash": hash_api_key(raw_key), "revoked": False},
+                        related=("project",))
     if api_key is None:
         raise AuthenticationError(
             f"Incorrect API key provided: {_redact(raw_key)}. "

@@ -2,6 +2,7 @@ from django.db import models
 from django.db.models import Q
 
 from apps.core.models import ProjectScoped, auto
+from apps.core.sql import first_row
 from apps.threads.models import Thread
 
 ACTIVE_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
@@ -79,8 +80,8 @@ class Run(ProjectScoped):
 
 def active_run_id(thread_id: str) -> str | None:
     """The thread's active run, if any (the constraint above allows one at most)."""
-    return (Run.objects.filter(thread_id=thread_id, status__in=ACTIVE_STATUSES)
-            .values_list("pk", flat=True).first())
+    run = first_row(Run, {"thread_id": thread_id, "status": ACTIVE_STATUSES}, names=("id",))
+    return None if run is None else run.pk
 
 
 class RunStep(ProjectScoped):

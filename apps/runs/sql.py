@@ -13,6 +13,7 @@ from django.db.models import Model, QuerySet
 from django.db.models.sql import InsertQuery, UpdateQuery
 
 from apps.core.ids import new_id
+from apps.core.sql import to_models
 
 Statement = tuple[str, tuple]
 
@@ -43,19 +44,6 @@ def _returning(model: type[Model]) -> tuple[str, list]:
     return " RETURNING " + ", ".join(quote(field.column) for field in fields), fields
 
 
-def _rows(model: type[Model], fields: list, rows: list[tuple]) -> list[Model]:
-    converted = []
-    for row in rows:
-        values = []
-        for field, value in zip(fields, row, strict=True):
-            column = field.get_col(model._meta.db_table)
-            for converter in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
-                value = converter(value, column, connection)
-            values.append(value)
-        converted.append(model.from_db(connection.alias, [f.attname for f in fields], values))
-    return converted
-
-
 def update_returning_sql(queryset: QuerySet, values: dict) -> tuple[Statement, list]:
     sql, params = update_sql(queryset, values)
     returning, fields = _returning(queryset.model)
@@ -73,7 +61,7 @@ def update_returning(queryset: QuerySet, extra: dict[str, str] | None = None, **
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    changed = _rows(queryset.model, fields, [row[:len(fields)] for row in rows])
+    changed = to_models(queryset.model, fields, [row[:len(fields)] for row in rows])
     for obj, row in zip(changed, rows, strict=True):
         for name, value in zip(names, row[len(fields):], strict=True):
             setattr(obj, name, value)
@@ -128,7 +116,7 @@ class Batch:
                 rows: list[Model] = []
                 if index in self._returning:
                     model, fields = self._returning[index]
-                    rows = _rows(model, fields, raw.fetchall())
+                    rows = to_models(model, fields, raw.fetchall())
                 results.append((raw.rowcount, rows))
                 if index < len(self.statements) - 1 and not raw.nextset():
                     raise RuntimeError("a batched statement returned no result")

@@ -22,10 +22,7 @@ from apps.vector_stores.tool_resources import attach_to_thread_store, normalize_
 
 
 def get_thread(project: Project, thread_id: str, *, for_update: bool = False) -> Thread:
-    queryset = Thread.objects.restrict(project).filter(pk=thread_id)
-    if for_update:
-        queryset = queryset.select_for_update()
-    thread = queryset.first()
+    thread = Thread.objects.owned(project, thread_id, for_update=for_update)
     if thread is None:
         raise not_found("thread", thread_id)
     return thread
