@@ -20,17 +20,28 @@ _Selected = tuple[tuple[type[Model], tuple[Field, ...], str | None], ...]
 
 def to_models(model: type[Model], fields: list[Field], rows: Iterable[tuple]) -> list[Model]:
     """Instances of `model` from rows of `fields`' columns, as the ORM would build them."""
-    converted = []
+    converters = _converters(model, tuple(fields))
     names = [field.attname for field in fields]
+    converted = []
     for row in rows:
         values = []
-        for field, value in zip(fields, row, strict=True):
-            column = field.get_col(model._meta.db_table)
-            for converter in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
+        for (column, steps), value in zip(converters, row, strict=True):
+            for converter in steps:
                 value = converter(value, column, connection)
             values.append(value)
         converted.append(model.from_db(connection.alias, names, values))
     return converted
+
+
+@cache
+def _converters(model: type[Model], fields: tuple[Field, ...]) -> tuple[tuple[object, tuple], ...]:
+    """Each field's column and database converters: the same for every row, so found once."""
+    found = []
+    for field in fields:
+        column = field.get_col(model._meta.db_table)
+        found.append((column, tuple(connection.ops.get_db_converters(column)
+                                    + field.get_db_converters(connection))))
+    return tuple(found)
 
 
 def _column(model: type[Model], name: str) -> Field:
