@@ -108,6 +108,9 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
 # A pooled connection is checked before use, so one a Postgres restart broke is replaced
 # rather than failing the request or run that drew it.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Django's Postgres backend, checking a pooled connection without a round trip when it plainly
+# is alive (assistants_project/postgres/base.py).
+DATABASES["default"]["ENGINE"] = "assistants_project.postgres"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL") or embedded.embedded_redis_url(DATA_DIR)
