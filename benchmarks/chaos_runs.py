@@ -139,7 +139,20 @@ class Client:
             time.sleep(0.25)
 
     def stream_run(self, thread_id: str, assistant_id: str) -> tuple[str, str]:
-        """(run id, how the stream ended: done, error or silent)."""
+        """(run id, how the stream ended: done, error or silent). A create the server refused
+        outright (429, or 5xx while a fault lasts) made no run, and is sent again, as the SDK
+        would."""
+        deadline = time.monotonic() + 120
+        delay = 0.2
+        while True:
+            run_id, ending = self._stream_once(thread_id, assistant_id)
+            refused = ending in ("http 429", "http 500", "http 502", "http 503", "http 504")
+            if run_id or not refused or time.monotonic() > deadline:
+                return run_id, ending
+            time.sleep(delay)
+            delay = min(2.0, delay * 2)
+
+    def _stream_once(self, thread_id: str, assistant_id: str) -> tuple[str, str]:
         import httpx2
 
         run_id, ending = "", "silent"
