@@ -24,3 +24,7 @@ from apps.core.shutdown import Lifespan  # noqa: E402
 
 # SIGTERM: open streams drain for WEB_DRAIN_SECONDS, then end with `done`.
 application = Lifespan(application)
+
+from assistants_project.heap import settle_after_start_up  # noqa: E402
+
+settle_after_start_up()

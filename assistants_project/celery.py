@@ -95,6 +95,9 @@ def serve_worker_metrics(**kwargs) -> None:
 
     metrics.serve_worker_metrics("worker")
     tracing.start("worker")
+    from assistants_project.heap import settle_after_start_up
+
+    settle_after_start_up()
 
 
 @beat_init.connect
