@@ -69,7 +69,13 @@ def main() -> None:
     with bench_stack() as (stack, _upstream, base_url, key):
         import httpx2
 
-        pid = stack.children["web"].pid
+        pids = stack.web_pids()
+
+        def web_rss() -> tuple[float, float]:
+            """(current RSS summed, the largest peak) over the web processes."""
+            measured = [rss_mb(pid) for pid in pids]
+            return sum(now for now, _ in measured), max(peak for _, peak in measured)
+
         auth = {"Authorization": f"Bearer {key}", "OpenAI-Beta": "assistants=v2",
                 "Content-Type": "application/json"}
         with httpx2.Client(base_url=base_url, headers=auth, timeout=60) as http:
@@ -82,7 +88,7 @@ def main() -> None:
                 http.post("/threads", content=iter([body[:10], body[10:]])).raise_for_status()
                 timings.append((time.perf_counter() - started) * 1000)
         print(f"legitimate chunked JSON body (POST /v1/threads): median {statistics.median(timings):.1f} ms")
-        before, _ = rss_mb(pid)
+        before, _ = web_rss()
         print(f"web RSS before: {before:.1f} MB")
         for label, headers, chunked in [
             ("4 GiB chunked JSON body, authenticated", auth, True),
@@ -96,7 +102,7 @@ def main() -> None:
             print(f"{label}: status {statuses}, refused in median {statistics.median(seconds) * 1000:.0f} ms "
                   f"(max {max(seconds) * 1000:.0f} ms), at most {sent_mb:.0f} MB sent before the answer")
         time.sleep(1)
-        after, peak = rss_mb(pid)
+        after, peak = web_rss()
         print(f"web RSS after: {after:.1f} MB (change {after - before:+.1f} MB; peak over the "
               f"process's life {peak:.1f} MB)")
 

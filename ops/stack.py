@@ -30,6 +30,12 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # (its writes borrow one from the pool), so one process carries many at once.
 RUNS_CONCURRENCY = os.environ.get("RUNS_WORKER_CONCURRENCY", "1200")
 
+# Web processes: each has its own interpreter lock, event loop and database pool. One process
+# runs one thread of Python at a time, so a thousand open streams and the requests that opened
+# them queue behind each other there; a second process serves beside it (uvicorn's workers,
+# sharing one socket). Past the cores there is nothing more to gain.
+WEB_PROCESSES = os.environ.get("WEB_PROCESSES") or str(min(2, os.cpu_count() or 1))
+
 WORKER_QUEUES = {
     "runs": ["-Q", "runs", "-P", "threads", "-c", RUNS_CONCURRENCY],
     "ingest": ["-Q", "ingest", "-P", "threads", "-c", "2"],
@@ -178,6 +184,17 @@ class Stack:
             return self.children["models"]
         return self._spawn(name, self.commands[name])
 
+    def web_pids(self) -> list[int]:
+        """The processes serving requests: uvicorn's workers, or the web process itself when
+        it serves alone."""
+        pid = self.children["web"].pid
+        with contextlib.suppress(OSError):
+            workers = [int(child) for child in
+                       Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            if workers:
+                return workers
+        return [pid]
+
     def tail(self, name: str, lines: int = TAIL_LINES) -> list[str]:
         if name == "postgres":
             path = embedded.postgres_log(self.data_dir)
@@ -212,6 +229,7 @@ class Stack:
             # and a proxy's (60 s): the client lets go first, and never sends a request into a
             # connection being closed (a "Connection error" on a POST it must not retry).
             "--timeout-keep-alive", "75",
+            "--workers", WEB_PROCESSES,
             # Past the streams' drain (WEB_DRAIN_SECONDS, plus one Redis block), so a stream
             # ends with `done` before uvicorn would cut it.
             "--timeout-graceful-shutdown", str(int(float(self.env.get("WEB_DRAIN_SECONDS") or 5) + 7)),
