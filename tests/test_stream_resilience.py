@@ -343,9 +343,13 @@ def test_a_lasting_redis_outage_ends_the_stream_with_error_then_done(side, sdk, 
                                                                     outage):
     """Redis hangs, or goes down, mid-stream and stays so: the stream ends with `error` then
     `done` within seconds, never in silence. (Last here: the side's Redis is restarted.)"""
-    upstream.enqueue(Reply(text="too late", first_token_delay=25))
+    # The slow reply goes to this run only: the previous outage's run, held up in Redis while
+    # it was out, calls the model only now and would take a queued reply.
+    said = f"outage {outage}"
+    upstream.set_responder(lambda body: Reply(text="too late", first_token_delay=25)
+                           if json.dumps(body).count(said) else None)
     assistant = sdk.beta.assistants.create(model="gpt-4o")
-    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": said}])
     timeline = Timeline()
     lost_at = None
     try:
@@ -374,3 +378,18 @@ def test_a_lasting_redis_outage_ends_the_stream_with_error_then_done(side, sdk, 
                 or "The run ended (failed)" in raised.value.message), raised.value.message
     assert ended_after <= 25
     assert _last_events(transport) == ["error", "done"]
+
+
+def test_the_workers_ride_out_the_outage_and_run_again_once_redis_is_back(side, sdk, upstream):
+    """Celery loses its broker with the outage above and reconnects when Redis is back: the same
+    worker process runs the next run. (It used to stop with "Unrecoverable error".)"""
+    worker = side.children["worker-runs"]
+    assistant = sdk.beta.assistants.create(model="gpt-4o")
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "still there?"}])
+    run = sdk.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    deadline = time.monotonic() + 60
+    while run.status in ("queued", "in_progress") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        run = sdk.beta.threads.runs.retrieve(run.id, thread_id=thread.id)
+    assert run.status == "completed"
+    assert worker.poll() is None and side.children["worker-runs"] is worker

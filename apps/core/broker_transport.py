@@ -7,7 +7,12 @@ it used once. A client over a pool is safe to share between threads, so the chan
 one, and builds another only when kombu replaces the pool (after a lost connection).
 
 Both spellings of a Redis broker URL (`redis://` and the unix socket's `redis+socket://`)
-pick their transport from kombu's alias table, so that is where this one is installed."""
+pick their transport from kombu's alias table, so that is where this one is installed.
+
+A channel closed after its connection was (Celery does so when the broker goes away) has no
+connection parameters left to build a pool from: asking it for a client is a connection error,
+which Celery rides out by reconnecting. Stock kombu raises AttributeError there,
+and the worker stops with "Unrecoverable error" at every Redis restart."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import threading
 
 from kombu import transport as kombu_transports
 from kombu.transport import redis as kombu_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 
 class Channel(kombu_redis.Channel):
@@ -22,6 +28,9 @@ class Channel(kombu_redis.Channel):
     _shared_client_lock = threading.Lock()
 
     def _create_client(self, asynchronous: bool = False):
+        pool = self._async_pool if asynchronous else self._pool
+        if pool is None and self.connection.client is None:
+            raise RedisConnectionError("the broker connection is closed")
         if asynchronous:
             return super()._create_client(asynchronous=True)
         client = self._shared_client
